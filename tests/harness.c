@@ -1,0 +1,180 @@
+/* harness.c — the shared test harness (see harness.h): a validated context,
+ * seeded random inputs, poisoned outputs, comparisons, finite differences, and
+ * the closing "N passed, M failed" line. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int n_pass, n_fail;
+static dtr_ctx *g_ctx;
+static uint64_t rng_state;
+
+static uint64_t next_u64(void) {
+  /* splitmix64: good enough and identical everywhere. */
+  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double th_randu(void) { return (double)(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+uint32_t th_randint(uint32_t n) { return n ? (uint32_t)(next_u64() % n) : 0; }
+
+void th_rand(float *x, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; i++) x[i] = lo + (float)(th_randu() * (double)(hi - lo));
+}
+
+static void die(const char *msg) {
+  fprintf(stderr, "FATAL: %s\n", msg);
+  printf("%d passed, %d failed\n", n_pass, n_fail + 1);
+  exit(1);
+}
+
+float *th_alloc(size_t n) {
+  float *p = malloc((n ? n : 1) * sizeof *p);
+  if (!p) die("out of host memory");
+  return p;
+}
+double *th_dalloc(size_t n) {
+  double *p = calloc(n ? n : 1, sizeof *p);
+  if (!p) die("out of host memory");
+  return p;
+}
+
+dtr_ctx *th_ctx(void) {
+  if (g_ctx) return g_ctx;
+  const char *s = getenv("TH_SEED");
+  uint64_t seed = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)clock();
+  rng_state = seed;
+  printf("seed %llu (repeat with TH_SEED=%llu)\n", (unsigned long long)seed,
+         (unsigned long long)seed);
+  dtr_ctx_options o = DTR_CTX_DEFAULTS;
+  o.validate = 1; /* always: a validation message fails the test */
+  char err[512];
+  dtr_status st;
+  g_ctx = dtr_ctx_create(&o, &st, err, sizeof err);
+  if (!g_ctx) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "cannot create a Vulkan context: %s", err);
+    die(msg);
+  }
+  printf("device: %s (%s)\n", dtr_ctx_device(g_ctx)->name,
+         dtr_device_type_name(dtr_ctx_device(g_ctx)->type));
+  return g_ctx;
+}
+
+void th_ok(dtr_ctx *ctx, dtr_status st, const char *what) {
+  if (st == DTR_OK) return;
+  char msg[1400];
+  snprintf(msg, sizeof msg, "%s: %s: %s", what, dtr_status_name(st), dtr_ctx_error(ctx));
+  die(msg);
+}
+
+dtr_buf *th_buf(dtr_ctx *ctx, const void *data, size_t bytes) {
+  dtr_buf *b = dtr_buf_create(ctx, bytes);
+  if (!b) th_ok(ctx, DTR_ERR_OOM, "dtr_buf_create");
+  if (data) th_ok(ctx, dtr_buf_upload(ctx, b, 0, data, bytes), "dtr_buf_upload");
+  return b;
+}
+
+/* A quiet NaN with a recognisable payload. */
+#define POISON 0x7fc0dead
+
+dtr_buf *th_poison(dtr_ctx *ctx, size_t bytes) {
+  dtr_buf *b = dtr_buf_create(ctx, bytes);
+  if (!b) th_ok(ctx, DTR_ERR_OOM, "dtr_buf_create");
+  th_ok(ctx, dtr_buf_fill(ctx, b, 0, dtr_buf_size(b), POISON), "dtr_buf_fill");
+  return b;
+}
+
+void th_submit(dtr_ctx *ctx) { th_ok(ctx, dtr_ctx_submit(ctx), "dtr_ctx_submit"); }
+
+void th_get(dtr_ctx *ctx, dtr_buf *b, void *dst, size_t bytes) {
+  th_ok(ctx, dtr_buf_download(ctx, b, 0, dst, bytes), "dtr_buf_download");
+}
+
+void th_expect(int cond, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("%s ", cond ? "ok  " : "FAIL");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+  if (cond) n_pass++;
+  else n_fail++;
+}
+
+int th_check(const char *what, const float *got, const double *ref, size_t n, double rel,
+             double atol, double rel_elem) {
+  double num = 0, den = 0, worst = 0;
+  size_t bad = 0, worst_i = 0, first_bad = (size_t)-1;
+  for (size_t i = 0; i < n; i++) {
+    double g = got[i], r = ref[i], e = fabs(g - r);
+    if (!(e <= atol + rel_elem * fabs(r))) { /* NaN lands here too */
+      if (bad++ == 0) first_bad = i;
+    }
+    if (isnan(g) || isinf(g)) e = INFINITY;
+    num += e * e;
+    den += r * r;
+    if (e > worst || isinf(e)) { worst = e; worst_i = i; }
+  }
+  double relerr = den > 0 ? sqrt(num / den) : sqrt(num);
+  int ok = bad == 0 && relerr < rel;
+  if (ok) {
+    printf("ok   %-48s n=%zu rel=%.2e max|err|=%.2e\n", what, n, relerr, worst);
+    n_pass++;
+  } else {
+    printf("FAIL %-48s n=%zu rel=%.2e (limit %.1e) max|err|=%.2e at %zu; %zu elements out "
+           "of tolerance",
+           what, n, relerr, rel, worst, worst_i, bad);
+    if (bad) printf(", first at %zu: got %.9g want %.9g", first_bad, got[first_bad],
+                    ref[first_bad]);
+    printf("\n");
+    n_fail++;
+  }
+  return ok;
+}
+
+int th_check_d(const char *what, const double *got, const double *ref, size_t n,
+               double rel) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = got[i] - ref[i];
+    num += e * e;
+    den += ref[i] * ref[i];
+  }
+  double relerr = den > 0 ? sqrt(num / den) : sqrt(num);
+  int ok = relerr < rel; /* NaN compares false */
+  printf("%s %-48s n=%zu rel=%.2e (limit %.1e)\n", ok ? "ok  " : "FAIL", what, n, relerr, rel);
+  if (ok) n_pass++;
+  else n_fail++;
+  return ok;
+}
+
+void th_fd(th_scalar_fn f, void *ud, double *x, size_t n, double h, double *grad) {
+  for (size_t i = 0; i < n; i++) {
+    double x0 = x[i];
+    x[i] = x0 + h;
+    double fp = f(ud);
+    x[i] = x0 - h;
+    double fm = f(ud);
+    x[i] = x0;
+    grad[i] = (fp - fm) / (2 * h);
+  }
+}
+
+int th_finish(void) {
+  if (g_ctx) {
+    uint32_t v = dtr_ctx_validation_messages(g_ctx);
+    dtr_ctx_destroy(g_ctx);
+    g_ctx = NULL;
+    th_expect(v == 0, "no Vulkan validation messages (%u seen)", v);
+  }
+  printf("%d passed, %d failed\n", n_pass, n_fail);
+  return n_fail ? 1 : 0;
+}

@@ -1,0 +1,55 @@
+/* harness.h — what every test binary shares.
+ *
+ * A test creates its context with th_ctx() (validation forced on: any Khronos
+ * validation message fails the run), draws fresh random inputs with th_rand()
+ * (seed printed, TH_SEED=n repeats a run), poisons outputs with th_poison() so an
+ * element a kernel never wrote fails the comparison, compares against a double
+ * reference with th_check(), and ends with `return th_finish();`, which prints
+ * the closing "N passed, M failed" line and returns the exit code.
+ */
+#ifndef DTR_TEST_HARNESS_H
+#define DTR_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtr_ops.h"
+#include "dtr_runtime.h"
+
+dtr_ctx *th_ctx(void);
+/* Uniform in [lo, hi). */
+void th_rand(float *x, size_t n, float lo, float hi);
+double th_randu(void); /* uniform [0,1) */
+uint32_t th_randint(uint32_t n); /* uniform [0,n) */
+float *th_alloc(size_t n); /* malloc'd floats, aborts the test on OOM */
+double *th_dalloc(size_t n);
+
+/* Device buffers: th_buf uploads n floats; th_poison allocates n floats filled
+ * with a NaN pattern; th_get downloads (after submitting pending work). */
+dtr_buf *th_buf(dtr_ctx *ctx, const void *data, size_t bytes);
+dtr_buf *th_poison(dtr_ctx *ctx, size_t bytes);
+void th_get(dtr_ctx *ctx, dtr_buf *b, void *dst, size_t bytes);
+/* Runs all recorded work; a failed submit fails the test. */
+void th_submit(dtr_ctx *ctx);
+/* Fails the test (with the context's message) when st != DTR_OK. */
+void th_ok(dtr_ctx *ctx, dtr_status st, const char *what);
+
+/* Compares got against ref: passes when the relative error ||got-ref||/||ref||
+ * is below rel and every element satisfies |got-ref| <= atol + rel_elem*|ref|
+ * (NaN fails). Prints one line either way; returns 1 on pass. */
+int th_check(const char *what, const float *got, const double *ref, size_t n, double rel,
+             double atol, double rel_elem);
+/* Compares two double arrays (an analytic gradient against finite differences). */
+int th_check_d(const char *what, const double *got, const double *ref, size_t n,
+               double rel);
+/* Records a pass or a failure of a check that is not an array comparison. */
+void th_expect(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Central finite difference of a scalar function of x at the indices idx (or at
+ * all n when idx is NULL, nidx = n): grad[i] = (f(x+h e_i) - f(x-h e_i)) / 2h. */
+typedef double (*th_scalar_fn)(void *ud);
+void th_fd(th_scalar_fn f, void *ud, double *x, size_t n, double h, double *grad);
+
+int th_finish(void);
+
+#endif

@@ -1,0 +1,45 @@
+/* cli.c — helpers shared by the dtr subcommands. */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+
+dtr_ctx *cli_ctx(int device) {
+  dtr_ctx_options o = DTR_CTX_DEFAULTS;
+  o.device = device;
+  char err[1024];
+  dtr_status st;
+  dtr_ctx *ctx = dtr_ctx_create(&o, &st, err, sizeof err);
+  if (!ctx) fprintf(stderr, "dtr: %s\n", err);
+  return ctx;
+}
+
+int cli_int(const char *flag, const char *s, long *out) {
+  char *end;
+  errno = 0;
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || !*s || *end || errno) {
+    fprintf(stderr, "dtr: %s needs an integer, got '%s'\n", flag, s ? s : "(nothing)");
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double cli_median(double *x, int n) {
+  if (n <= 0) return 0;
+  qsort(x, (size_t)n, sizeof *x, cmp_double);
+  return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,21 @@
+/* cli.h — what the dtr subcommands share: context creation from --device, and
+ * the subcommand entry points (each parses its own flags and prints its --help). */
+#ifndef DTR_CLI_H
+#define DTR_CLI_H
+#include <stdio.h>
+#include "dtr_runtime.h"
+
+/* Creates a context on device `device` (-1: default choice / DTR_DEVICE); prints
+ * the error and returns NULL on failure. */
+dtr_ctx *cli_ctx(int device);
+/* Parses "--device N" style integers; prints an error naming flag on bad input. */
+int cli_int(const char *flag, const char *s, long *out);
+/* Median of n doubles (sorts in place). */
+double cli_median(double *x, int n);
+/* Monotonic wall clock in seconds. */
+double cli_now(void);
+
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv); /* dispatches bench ops | ... */
+int cmd_bench_ops(int argc, char **argv);
+#endif

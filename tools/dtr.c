@@ -1,0 +1,43 @@
+/* dtr.c — the dtr command line: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: dtr <command> [flags]   (dtr <command> --help for its flags)\n"
+          "\n"
+          "commands:\n"
+          "  info          list Vulkan devices and their capabilities\n"
+          "  bench ops     time the dense kernels against the CPU baseline (OpenBLAS)\n"
+          "\n"
+          "environment:\n"
+          "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
+          "  DTR_VALIDATE=1  run with the Khronos validation layer; any message is an error\n"
+          "  DTR_PROFILE=1   per-kernel GPU timestamps, printed at the end\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fprintf(argc < 2 ? stderr : stdout,
+            "usage: dtr bench <what> [flags]\n  ops   dense kernels vs the CPU baseline\n");
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "ops")) return cmd_bench_ops(argc - 1, argv + 1);
+  fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops)\n", argv[1]);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+  fprintf(stderr, "dtr: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
