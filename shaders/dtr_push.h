@@ -7,4 +7,7 @@
 #include "push_attention.h"
 #include "push_ops.h"
 #include "push_axpy.h"
+#include "push_gla.h"
+#include "push_gdn.h"
+#include "push_conv.h"
 #endif

@@ -8,4 +8,5 @@
 #include "ref_matmul.h"
 #include "ref_attention.h"
 #include "ref_ops.h"
+#include "ref_linear.h"
 #endif
