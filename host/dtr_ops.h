@@ -137,6 +137,9 @@ dtr_status dtr_op_add(dtr_ctx *ctx, dtr_view out, dtr_view a, dtr_view b, uint32
 
 /* ---- axpy: y = a * x + y over n elements ---------------------------------- */
 dtr_status dtr_op_axpy(dtr_ctx *ctx, dtr_view y, dtr_view x, float a, uint32_t n);
+/* ---- silu: out = x sigmoid(x) over n; the backward writes dx ------------------ */
+dtr_status dtr_op_silu_fwd(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n);
+dtr_status dtr_op_silu_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dout, dtr_view x, uint32_t n);
 /* Workgroup grid for n elements in groups of wg: x up to 65535, then y. */
 void dtr_grid_1d(uint32_t n, uint32_t wg, uint32_t groups[3]);
 /* Fails with DTR_ERR_INVALID naming op and arg when view v (size 0 = to the end of

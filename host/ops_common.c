@@ -36,3 +36,28 @@ dtr_status dtr_op_axpy(dtr_ctx *ctx, dtr_view y, dtr_view x, float a, uint32_t n
   dtr_grid_1d(n, wg, d.groups);
   return dtr_dispatch(ctx, &d);
 }
+
+/* silu_fwd / silu_bwd reuse axpy's push layout (n; a unused). */
+static dtr_status elementwise(dtr_ctx *ctx, const char *kernel, const dtr_arg *args,
+                              uint32_t nargs, uint32_t n) {
+  dtr_status st;
+  for (uint32_t i = 0; i < nargs; i++)
+    if ((st = dtr_check_view(ctx, kernel, i ? "input" : "output", args[i].v, (size_t)n * 4)))
+      return st;
+  const uint32_t wg = 256;
+  dtr_pc_axpy pc = {n, 0.0f};
+  dtr_dispatch_desc d = {.kernel = kernel, .spec = &wg, .nspec = 1, .args = args,
+                         .nargs = nargs, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(n, wg, d.groups);
+  return dtr_dispatch(ctx, &d);
+}
+
+dtr_status dtr_op_silu_fwd(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n) {
+  dtr_arg args[2] = {DTR_OUT(out), DTR_IN(x)};
+  return elementwise(ctx, "silu_fwd", args, 2, n);
+}
+
+dtr_status dtr_op_silu_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dout, dtr_view x, uint32_t n) {
+  dtr_arg args[3] = {DTR_OUT(dx), DTR_IN(dout), DTR_IN(x)};
+  return elementwise(ctx, "silu_bwd", args, 3, n);
+}

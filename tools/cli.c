@@ -43,3 +43,20 @@ double cli_now(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+double cli_time_ms(dtr_ctx *ctx, dtr_status (*rec)(void *ud), void *ud, int repeat) {
+  double t[64];
+  if (repeat < 1) repeat = 1;
+  if (repeat > 64) repeat = 64;
+  for (int i = -1; i < repeat; i++) {
+    double t0 = cli_now();
+    dtr_status st = rec(ud);
+    if (st == DTR_OK) st = dtr_ctx_submit(ctx);
+    if (st != DTR_OK) {
+      fprintf(stderr, "dtr: %s: %s\n", dtr_status_name(st), dtr_ctx_error(ctx));
+      return -1;
+    }
+    if (i >= 0) t[i] = 1e3 * (cli_now() - t0);
+  }
+  return cli_median(t, repeat);
+}

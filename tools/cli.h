@@ -15,7 +15,13 @@ double cli_median(double *x, int n);
 /* Monotonic wall clock in seconds. */
 double cli_now(void);
 
+/* Times a recorded piece of work: rec(ud) records dispatches, the context is
+ * submitted; one warm-up, then the median of `repeat` runs in milliseconds.
+ * Returns a negative value (and prints the error) when rec or the submit fails. */
+double cli_time_ms(dtr_ctx *ctx, dtr_status (*rec)(void *ud), void *ud, int repeat);
+
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* dispatches bench ops | ... */
 int cmd_bench_ops(int argc, char **argv);
+int cmd_bench_linear(int argc, char **argv);
 #endif

@@ -11,6 +11,7 @@ static void usage(FILE *f) {
           "commands:\n"
           "  info          list Vulkan devices and their capabilities\n"
           "  bench ops     time the dense kernels against the CPU baseline (OpenBLAS)\n"
+          "  bench linear  time GLA / GDN / JetBlock mixers against full attention\n"
           "\n"
           "environment:\n"
           "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
@@ -21,11 +22,14 @@ static void usage(FILE *f) {
 int cmd_bench(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fprintf(argc < 2 ? stderr : stdout,
-            "usage: dtr bench <what> [flags]\n  ops   dense kernels vs the CPU baseline\n");
+            "usage: dtr bench <what> [flags]\n"
+            "  ops      dense kernels vs the CPU baseline (OpenBLAS)\n"
+            "  linear   linear-attention mixers vs full attention, training and decode\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "ops")) return cmd_bench_ops(argc - 1, argv + 1);
-  fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops)\n", argv[1]);
+  if (!strcmp(argv[1], "linear")) return cmd_bench_linear(argc - 1, argv + 1);
+  fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops, linear)\n", argv[1]);
   return 2;
 }
 

@@ -6,7 +6,8 @@ DTR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DTR_BUILD=${DTR_BUILD:-$DTR_ROOT/build}
 DTR_PACKAGES=(build-essential cmake pkg-config
   libvulkan-dev libvulkan-volk-dev glslc libshaderc-dev spirv-tools
-  mesa-vulkan-drivers vulkan-validationlayers vulkan-tools libopenblas-dev)
+  mesa-vulkan-drivers vulkan-validationlayers vulkan-tools libopenblas-dev
+  libpcre2-dev libjansson-dev)
 
 dtr_install() {
   local missing=()

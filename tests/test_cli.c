@@ -1,0 +1,67 @@
+/* test_cli.c — the dtr command line as a user meets it: exit codes, --help,
+ * clear errors for bad flags and devices, and the JSON shapes that outside
+ * checks read (dtr info --json, dtr bench ops --json, dtr bench linear --json).
+ * argv[1] is the dtr binary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+static const char *dtr;
+
+/* Runs "dtr args" (stderr folded into the output); returns the exit code. */
+static int run(const char *args, char *out, size_t cap) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", dtr, args);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int has_all(const char *s, const char *const *keys) {
+  for (; *keys; keys++)
+    if (!strstr(s, *keys)) { printf("  missing %s\n", *keys); return 0; }
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { fprintf(stderr, "usage: test_cli path/to/dtr\n"); return 2; }
+  dtr = argv[1];
+  static char out[1 << 20];
+  int rc;
+  rc = run("", out, sizeof out);
+  th_expect(rc == 2 && strstr(out, "usage"), "dtr with no command: usage, exit 2 (got %d)", rc);
+  rc = run("--help", out, sizeof out);
+  th_expect(rc == 0 && strstr(out, "bench ops"), "dtr --help lists the commands (exit %d)", rc);
+  rc = run("frobnicate", out, sizeof out);
+  th_expect(rc == 2 && strstr(out, "unknown command 'frobnicate'"), "unknown command named (%d)", rc);
+  rc = run("info", out, sizeof out);
+  th_expect(rc == 0 && strstr(out, "device 0") && strstr(out, "subgroup size"),
+            "dtr info lists devices with capabilities (exit %d)", rc);
+  rc = run("info --json", out, sizeof out);
+  const char *ikeys[] = {"{\"devices\": [", "\"type\"", "\"driver\"", "\"heaps\"",
+                         "\"subgroup_size\"", "\"max_storage_buffer_range\"",
+                         "\"cooperative_matrix\"", "\"fp16_storage\"", NULL};
+  th_expect(rc == 0 && has_all(out, ikeys), "dtr info --json has the documented fields");
+  rc = run("info --bogus", out, sizeof out);
+  th_expect(rc == 2 && strstr(out, "--bogus"), "bad flag is named, exit 2 (got %d)", rc);
+  rc = run("bench ops --device 99 --quick", out, sizeof out);
+  th_expect(rc == 1 && strstr(out, "device 99"), "a missing device is a clear error: %s", out);
+  rc = run("bench ops --quick --json --repeat 1", out, sizeof out);
+  const char *okeys[] = {"\"device\"", "\"ops\"", "\"op\"", "\"shape\"", "\"ms\"", "\"gflops\"",
+                         "\"baseline_gflops\"", "\"ratio\"", NULL};
+  th_expect(rc == 0 && has_all(out, okeys), "dtr bench ops --quick --json (exit %d)", rc);
+  if (rc != 0) printf("%s\n", out);
+  rc = run("bench linear --quick --json --repeat 1 --steps 2", out, sizeof out);
+  const char *lkeys[] = {"\"training\"", "\"decode\"", "\"fwd_ms\"", "\"fwdbwd_ms\"",
+                         "\"ms_per_token\"", "\"mixer\": \"gla\"", "\"mixer\": \"gdn\"",
+                         "\"mixer\": \"jet\"", "\"mixer\": \"attn\"", NULL};
+  th_expect(rc == 0 && has_all(out, lkeys), "dtr bench linear --quick --json (exit %d)", rc);
+  if (rc != 0) printf("%s\n", out);
+  return th_finish();
+}
