@@ -15,6 +15,9 @@ dtr_install() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
       missing+=("$p")
   done
+  # node and npm run the tokenizer conformance oracle; a machine may already have
+  # them from elsewhere (nodesource), so look for the commands, not the packages.
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "dtr: installing ${missing[*]}"
   local sudo=""
