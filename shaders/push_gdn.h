@@ -1,6 +1,48 @@
-/* push_gdn.h — push constants of the gdn kernels (see dtr_push.h). */
+/* push_gdn.h — push constants of the Gated DeltaNet kernels (gdn_*.comp) and the
+ * per-row L2 norm (l2norm_*.comp); see dtr_push.h. */
 #ifndef DTR_PUSH_GDN_H
 #define DTR_PUSH_GDN_H
 #include "push_common.h"
 
+/* gdn_chunk_fwd, gdn_chunk_bwd_dv, gdn_chunk_bwd_dqk. The workspace (floats) holds
+ * state checkpoints S_n and dS_{n+1} at ws_s / ws_ds (nslots slots per head of K*V;
+ * sequence b's chunk n uses slot floor(bos_b / C) + 2b + n), then the chunks'
+ * transformed values Vn and dVn-solves dR at ws_vn / ws_dr, both (Ttot, H, V). */
+DTR_PUSH_STRUCT(dtr_pc_gdn_chunk) {
+  DTR_U32 B;
+  DTR_U32 Ttot;
+  DTR_U32 H;
+  DTR_U32 K;
+  DTR_U32 V;
+  DTR_F32 scale;
+  DTR_U32 has_in;  /* state_in (fwd) / dstate_out (bwd) present */
+  DTR_U32 has_out; /* state_out (fwd) / dstate_in (bwd) present */
+  DTR_U32 nslots;
+  DTR_U32 ws_s;
+  DTR_U32 ws_ds;
+  DTR_U32 ws_vn;
+  DTR_U32 ws_dr;
+};
+
+/* gdn_decode: one token per sequence. */
+DTR_PUSH_STRUCT(dtr_pc_gdn_decode) {
+  DTR_U32 B;
+  DTR_U32 H;
+  DTR_U32 K;
+  DTR_U32 V;
+  DTR_F32 scale;
+};
+
+/* gdn_gate_fwd / gdn_gate_bwd over (N, H). */
+DTR_PUSH_STRUCT(dtr_pc_gdn_gate) {
+  DTR_U32 N;
+  DTR_U32 H;
+};
+
+/* l2norm_fwd / l2norm_bwd over rows of C. */
+DTR_PUSH_STRUCT(dtr_pc_l2norm) {
+  DTR_U32 N;
+  DTR_U32 C;
+  DTR_F32 eps;
+};
 #endif

@@ -1,0 +1,287 @@
+/* ops_gdn.c — the Gated DeltaNet ops of dtr_linear.h: chunked forward and
+ * backward (shaders/gdn_chunk_*.comp, math in gdn_common.glsl), the one-token
+ * decode step, the gates (g, beta from projections) and the per-row L2 norm.
+ *
+ * The backward runs three passes: the forward again in its "save" variant (state
+ * checkpoints S_n per chunk and the transformed values Vn into the workspace),
+ * gdn_chunk_bwd_dv (dS walked backwards over chunks, dv, dR and the dS_{n+1}
+ * checkpoints), then gdn_chunk_bwd_dqk (dq, dk, dbeta, dg, every chunk in
+ * parallel). Nothing uses float atomics, so results are deterministic. */
+#include "dtr_linear.h"
+#include "dtr_push.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GDN_WG 64u
+#define GDN_MAX_C 64u
+#define GDN_MAX_DIM 256u
+
+/* Checkpoint slots per head: sequence b's chunk n (n <= its chunk count) uses
+ * floor(bos_b / C) + 2b + n, which never overlaps the next sequence's slots. */
+static size_t gdn_slots(const dtr_lin_desc *d, uint32_t C) {
+  return (size_t)d->Ttot / C + 2u * (size_t)d->B;
+}
+
+static uint32_t gdn_chunk(const dtr_lin_desc *d) { return d->chunk ? d->chunk : 64u; }
+
+/* Value columns per workgroup of the column-owner kernels (fwd, bwd_dv): shared
+ * memory holds M (C*C), one C-column per invocation (C*WG) and gam, beta (2C),
+ * within 32 KiB, the least any device here offers. */
+static uint32_t gdn_cols(uint32_t C) {
+  uint32_t wg = 64;
+  while (wg > 8 && 4u * ((size_t)C * C + (size_t)C * wg + 2u * C) > 32768u) wg /= 2;
+  return wg;
+}
+
+size_t dtr_op_gdn_chunk_bwd_workspace(const dtr_lin_desc *d) {
+  uint32_t C = gdn_chunk(d);
+  size_t kv = (size_t)d->H * d->K * d->V;
+  return 4 * (2 * gdn_slots(d, C) * kv + 2 * (size_t)d->Ttot * d->H * d->V);
+}
+
+static dtr_status check_desc(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d) {
+  if (!d || !d->B || !d->H || !d->K || !d->V)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: empty shape", op);
+  if (d->K > GDN_MAX_DIM || d->V > GDN_MAX_DIM)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: K=%u, V=%u; at most %u supported",
+                             op, d->K, d->V, GDN_MAX_DIM);
+  uint32_t C = gdn_chunk(d);
+  if (C > GDN_MAX_C)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: chunk %u > %u", op, C, GDN_MAX_C);
+  return DTR_OK;
+}
+
+/* q, k (Ttot, H, K); v (Ttot, H, V); g, beta (Ttot, H); offsets (B+1). */
+static dtr_status check_inputs(dtr_ctx *ctx, const char *op, dtr_view q, dtr_view k,
+                               dtr_view v, dtr_view g, dtr_view beta, dtr_view offsets,
+                               const dtr_lin_desc *d) {
+  size_t tk = (size_t)d->Ttot * d->H * d->K * 4, tv = (size_t)d->Ttot * d->H * d->V * 4;
+  size_t th = (size_t)d->Ttot * d->H * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "q", q, tk)) || (st = dtr_check_view(ctx, op, "k", k, tk)) ||
+      (st = dtr_check_view(ctx, op, "v", v, tv)) || (st = dtr_check_view(ctx, op, "g", g, th)) ||
+      (st = dtr_check_view(ctx, op, "beta", beta, th)) ||
+      (st = dtr_check_view(ctx, op, "offsets", offsets, (size_t)(d->B + 1) * 4)))
+    return st;
+  return DTR_OK;
+}
+
+static dtr_status check_opt(dtr_ctx *ctx, const char *op, const char *arg, dtr_view s,
+                            size_t bytes) {
+  return dtr_view_present(s) ? dtr_check_view(ctx, op, arg, s, bytes) : DTR_OK;
+}
+
+static dtr_pc_gdn_chunk chunk_pc(const dtr_lin_desc *d, uint32_t C, int has_in, int has_out) {
+  size_t kv = (size_t)d->H * d->K * d->V, ns = gdn_slots(d, C);
+  dtr_pc_gdn_chunk pc = {d->B, d->Ttot, d->H, d->K, d->V, d->scale,
+                         (uint32_t)has_in, (uint32_t)has_out, (uint32_t)ns, 0, 0, 0, 0};
+  pc.ws_s = 0;
+  pc.ws_ds = (uint32_t)(ns * kv);
+  pc.ws_vn = (uint32_t)(2 * ns * kv);
+  pc.ws_dr = (uint32_t)(2 * ns * kv + (size_t)d->Ttot * d->H * d->V);
+  return pc;
+}
+
+static dtr_status fwd_dispatch(dtr_ctx *ctx, const char *kernel, dtr_arg out0, dtr_view state_out,
+                               dtr_view q, dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
+                               dtr_view state_in, dtr_view offsets, const dtr_lin_desc *d,
+                               int save) {
+  uint32_t C = gdn_chunk(d);
+  int has_in = dtr_view_present(state_in), has_out = !save && dtr_view_present(state_out);
+  dtr_pc_gdn_chunk pc = chunk_pc(d, C, has_in, has_out);
+  /* Absent optional states bind q as a stand-in the kernel never touches. */
+  dtr_arg args[9] = {out0, has_out ? DTR_OUT(state_out) : DTR_IN(q), DTR_IN(q), DTR_IN(k),
+                     DTR_IN(v), DTR_IN(g), DTR_IN(beta), DTR_IN(has_in ? state_in : q),
+                     DTR_IN(offsets)};
+  uint32_t wg = gdn_cols(C), spec[3] = {wg, C, d->K};
+  dtr_dispatch_desc dd = {.kernel = kernel, .spec = spec, .nspec = 3, .args = args,
+                          .nargs = 9, .push = &pc, .push_size = sizeof pc,
+                          .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
+  return dtr_dispatch(ctx, &dd);
+}
+
+/* The forward's form: recurrent on CPU devices (no barriers, fewer flops; see
+ * gdn_recurrent_fwd.comp), chunked elsewhere. DTR_GDN_FWD=chunk|recurrent
+ * overrides (the tests run both). */
+static int use_recurrent(dtr_ctx *ctx, const dtr_lin_desc *d) {
+  const char *e = getenv("DTR_GDN_FWD");
+  if (d->K % 4) return 0; /* the recurrent kernel reads k, q as vec4 */
+  if (e && !strcmp(e, "chunk")) return 0;
+  if (e && !strcmp(e, "recurrent")) return 1;
+  return dtr_ctx_device(ctx)->type == DTR_DEVICE_CPU;
+}
+
+dtr_status dtr_op_gdn_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dtr_view q,
+                                dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
+                                dtr_view state_in, dtr_view offsets, const dtr_lin_desc *d) {
+  const char *op = "gdn_chunk_fwd";
+  dtr_status st;
+  if ((st = check_desc(ctx, op, d)) || (st = check_inputs(ctx, op, q, k, v, g, beta, offsets, d)))
+    return st;
+  size_t sb = (size_t)d->B * d->H * d->K * d->V * 4;
+  if ((st = dtr_check_view(ctx, op, "o", o, (size_t)d->Ttot * d->H * d->V * 4)) ||
+      (st = check_opt(ctx, op, "state_out", state_out, sb)) ||
+      (st = check_opt(ctx, op, "state_in", state_in, sb)))
+    return st;
+  return fwd_dispatch(ctx, use_recurrent(ctx, d) ? "gdn_recurrent_fwd" : "gdn_chunk_fwd", DTR_OUT(o), state_out, q, k, v, g, beta, state_in,
+                      offsets, d, 0);
+}
+
+dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
+                                dtr_view dg, dtr_view dbeta, dtr_view dstate_in,
+                                dtr_view dout, dtr_view dstate_out, dtr_view q, dtr_view k,
+                                dtr_view v, dtr_view g, dtr_view beta, dtr_view state_in,
+                                dtr_view offsets, dtr_view workspace, const dtr_lin_desc *d) {
+  const char *op = "gdn_chunk_bwd";
+  dtr_status st;
+  if ((st = check_desc(ctx, op, d)) || (st = check_inputs(ctx, op, q, k, v, g, beta, offsets, d)))
+    return st;
+  size_t sb = (size_t)d->B * d->H * d->K * d->V * 4;
+  size_t tk = (size_t)d->Ttot * d->H * d->K * 4, tv = (size_t)d->Ttot * d->H * d->V * 4;
+  size_t th = (size_t)d->Ttot * d->H * 4;
+  if ((st = dtr_check_view(ctx, op, "dq", dq, tk)) || (st = dtr_check_view(ctx, op, "dk", dk, tk)) ||
+      (st = dtr_check_view(ctx, op, "dv", dv, tv)) || (st = dtr_check_view(ctx, op, "dg", dg, th)) ||
+      (st = dtr_check_view(ctx, op, "dbeta", dbeta, th)) ||
+      (st = dtr_check_view(ctx, op, "dout", dout, tv)) ||
+      (st = dtr_check_view(ctx, op, "workspace", workspace,
+                           dtr_op_gdn_chunk_bwd_workspace(d))) ||
+      (st = check_opt(ctx, op, "dstate_in", dstate_in, sb)) ||
+      (st = check_opt(ctx, op, "dstate_out", dstate_out, sb)) ||
+      (st = check_opt(ctx, op, "state_in", state_in, sb)))
+    return st;
+  uint32_t C = gdn_chunk(d);
+
+  /* 1. checkpoints S_n and Vn. */
+  if ((st = fwd_dispatch(ctx, "gdn_chunk_fwd_save", DTR_OUT(workspace), DTR_NONE, q, k, v, g,
+                         beta, state_in, offsets, d, 1)))
+    return st;
+
+  /* 2. dS over chunks in reverse, dv, dR, dS_{n+1} checkpoints, dstate_in. */
+  int has_dso = dtr_view_present(dstate_out), has_dsi = dtr_view_present(dstate_in);
+  dtr_pc_gdn_chunk pc = chunk_pc(d, C, has_dso, has_dsi);
+  dtr_arg a2[10] = {DTR_OUT(dv), DTR_OUT(workspace),
+                    has_dsi ? DTR_OUT(dstate_in) : DTR_IN(q), DTR_IN(dout),
+                    DTR_IN(has_dso ? dstate_out : q), DTR_IN(q), DTR_IN(k), DTR_IN(g),
+                    DTR_IN(beta), DTR_IN(offsets)};
+  uint32_t wg = gdn_cols(C), spec2[3] = {wg, C, d->K};
+  dtr_dispatch_desc d2 = {.kernel = "gdn_chunk_bwd_dv", .spec = spec2, .nspec = 3, .args = a2,
+                          .nargs = 10, .push = &pc, .push_size = sizeof pc,
+                          .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
+  if ((st = dtr_dispatch(ctx, &d2))) return st;
+
+  /* 3. dq, dk, dbeta, dg per chunk. */
+  dtr_arg a3[12] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dg), DTR_OUT(dbeta),
+                    DTR_IN(workspace), DTR_IN(dout), DTR_IN(q), DTR_IN(k),
+                    DTR_IN(v), DTR_IN(g), DTR_IN(beta), DTR_IN(offsets)};
+  uint32_t spec[4] = {GDN_WG, C, d->K, d->V};
+  dtr_dispatch_desc d3 = {.kernel = "gdn_chunk_bwd_dqk", .spec = spec, .nspec = 4, .args = a3,
+                          .nargs = 12, .push = &pc, .push_size = sizeof pc,
+                          .groups = {pc.nslots, d->H, 1}};
+  return dtr_dispatch(ctx, &d3);
+}
+
+dtr_status dtr_op_gdn_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view q,
+                             dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
+                             const dtr_lin_desc *d) {
+  const char *op = "gdn_decode";
+  dtr_status st;
+  if ((st = check_desc(ctx, op, d))) return st;
+  size_t bk = (size_t)d->B * d->H * d->K * 4, bv = (size_t)d->B * d->H * d->V * 4;
+  size_t bh = (size_t)d->B * d->H * 4;
+  if ((st = dtr_check_view(ctx, op, "o", o, bv)) ||
+      (st = dtr_check_view(ctx, op, "state", state, bk / 4 * d->V * 4)) ||
+      (st = dtr_check_view(ctx, op, "q", q, bk)) || (st = dtr_check_view(ctx, op, "k", k, bk)) ||
+      (st = dtr_check_view(ctx, op, "v", v, bv)) || (st = dtr_check_view(ctx, op, "g", g, bh)) ||
+      (st = dtr_check_view(ctx, op, "beta", beta, bh)))
+    return st;
+  dtr_pc_gdn_decode pc = {d->B, d->H, d->K, d->V, d->scale};
+  dtr_arg args[7] = {DTR_OUT(o), DTR_OUT(state), DTR_IN(q), DTR_IN(k),
+                     DTR_IN(v), DTR_IN(g), DTR_IN(beta)};
+  uint32_t spec[2] = {GDN_WG, d->K};
+  dtr_dispatch_desc dd = {.kernel = "gdn_decode", .spec = spec, .nspec = 2, .args = args,
+                          .nargs = 7, .push = &pc, .push_size = sizeof pc,
+                          .groups = {(d->V + GDN_WG - 1) / GDN_WG, d->H, d->B}};
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_gdn_gate_fwd(dtr_ctx *ctx, dtr_view g, dtr_view beta, dtr_view a,
+                               dtr_view b, dtr_view A_log, dtr_view dt_bias, uint32_t N,
+                               uint32_t H) {
+  const char *op = "gdn_gate_fwd";
+  size_t nh = (size_t)N * H * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "g", g, nh)) || (st = dtr_check_view(ctx, op, "beta", beta, nh)) ||
+      (st = dtr_check_view(ctx, op, "a", a, nh)) || (st = dtr_check_view(ctx, op, "b", b, nh)) ||
+      (st = dtr_check_view(ctx, op, "A_log", A_log, (size_t)H * 4)) ||
+      (st = dtr_check_view(ctx, op, "dt_bias", dt_bias, (size_t)H * 4)))
+    return st;
+  const uint32_t wg = 256;
+  dtr_pc_gdn_gate pc = {N, H};
+  dtr_arg args[6] = {DTR_OUT(g), DTR_OUT(beta), DTR_IN(a), DTR_IN(b), DTR_IN(A_log),
+                     DTR_IN(dt_bias)};
+  dtr_dispatch_desc dd = {.kernel = "gdn_gate_fwd", .spec = &wg, .nspec = 1, .args = args,
+                          .nargs = 6, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(N * H, wg, dd.groups);
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_gdn_gate_bwd(dtr_ctx *ctx, dtr_view da, dtr_view db, dtr_view dA_log,
+                               dtr_view ddt_bias, dtr_view dg, dtr_view dbeta, dtr_view a,
+                               dtr_view b, dtr_view A_log, dtr_view dt_bias, uint32_t N,
+                               uint32_t H) {
+  const char *op = "gdn_gate_bwd";
+  size_t nh = (size_t)N * H * 4, hb = (size_t)H * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "da", da, nh)) || (st = dtr_check_view(ctx, op, "db", db, nh)) ||
+      (st = dtr_check_view(ctx, op, "dA_log", dA_log, hb)) ||
+      (st = dtr_check_view(ctx, op, "ddt_bias", ddt_bias, hb)) ||
+      (st = dtr_check_view(ctx, op, "dg", dg, nh)) ||
+      (st = dtr_check_view(ctx, op, "dbeta", dbeta, nh)) ||
+      (st = dtr_check_view(ctx, op, "a", a, nh)) || (st = dtr_check_view(ctx, op, "b", b, nh)) ||
+      (st = dtr_check_view(ctx, op, "A_log", A_log, hb)) ||
+      (st = dtr_check_view(ctx, op, "dt_bias", dt_bias, hb)))
+    return st;
+  const uint32_t wg = 64; /* a power of two: the kernel's reduction tree halves it */
+  dtr_pc_gdn_gate pc = {N, H};
+  dtr_arg args[10] = {DTR_OUT(da), DTR_OUT(db), DTR_OUT(dA_log), DTR_OUT(ddt_bias),
+                      DTR_IN(dg), DTR_IN(dbeta), DTR_IN(a), DTR_IN(b),
+                      DTR_IN(A_log), DTR_IN(dt_bias)};
+  dtr_dispatch_desc dd = {.kernel = "gdn_gate_bwd", .spec = &wg, .nspec = 1, .args = args,
+                          .nargs = 10, .push = &pc, .push_size = sizeof pc,
+                          .groups = {H, 1, 1}};
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_l2norm_fwd(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t N, uint32_t C,
+                             float eps) {
+  size_t nc = (size_t)N * C * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, "l2norm_fwd", "out", out, nc)) ||
+      (st = dtr_check_view(ctx, "l2norm_fwd", "x", x, nc)))
+    return st;
+  const uint32_t wg = 64;
+  dtr_pc_l2norm pc = {N, C, eps};
+  dtr_arg args[2] = {DTR_OUT(out), DTR_IN(x)};
+  dtr_dispatch_desc dd = {.kernel = "l2norm_fwd", .spec = &wg, .nspec = 1, .args = args,
+                          .nargs = 2, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(N, wg, dd.groups);
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_l2norm_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dout, dtr_view x,
+                             uint32_t N, uint32_t C, float eps) {
+  size_t nc = (size_t)N * C * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, "l2norm_bwd", "dx", dx, nc)) ||
+      (st = dtr_check_view(ctx, "l2norm_bwd", "dout", dout, nc)) ||
+      (st = dtr_check_view(ctx, "l2norm_bwd", "x", x, nc)))
+    return st;
+  const uint32_t wg = 64;
+  dtr_pc_l2norm pc = {N, C, eps};
+  dtr_arg args[3] = {DTR_OUT(dx), DTR_IN(dout), DTR_IN(x)};
+  dtr_dispatch_desc dd = {.kernel = "l2norm_bwd", .spec = &wg, .nspec = 1, .args = args,
+                          .nargs = 3, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(N, wg, dd.groups);
+  return dtr_dispatch(ctx, &dd);
+}
