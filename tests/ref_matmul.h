@@ -20,7 +20,7 @@ void ref_matmul(double *C, const float *A, const float *B, const float *bias,
 /* dA = alpha dC op(B)^T (written, summed over batches sharing A),
  * dB += alpha op(A)^T dC (in B's layout), dbias (N) += column sums of dC.
  * Any output may be NULL. */
-void ref_matmul_bwd(double *dA, double *dB, double *dbias, const float *dC,
-                    const float *A, const float *B, const dtr_matmul_desc *d);
+void ref_matmul_bwd(double *dA, double *dB, double *dbias, const float *dC, const float *A,
+                    const float *B, const dtr_matmul_desc *d);
 
 #endif

@@ -102,8 +102,7 @@ typedef struct mm_ud {
 
 static dtr_status mm_dev(dtr_ctx *ctx, void *p) {
   mm_ud *u = p;
-  return dtr_op_matmul(ctx, dtr_whole(u->c), dtr_whole(u->a), dtr_whole(u->b), DTR_NONE,
-                       &u->d);
+  return dtr_op_matmul(ctx, dtr_whole(u->c), dtr_whole(u->a), dtr_whole(u->b), DTR_NONE, &u->d);
 }
 
 #ifdef DTR_HAVE_CBLAS
@@ -111,9 +110,9 @@ static void mm_cpu(void *p) {
   mm_ud *u = p;
   const dtr_matmul_desc *d = &u->d;
   cblas_sgemm(CblasRowMajor, d->trans_a ? CblasTrans : CblasNoTrans,
-              d->trans_b ? CblasTrans : CblasNoTrans, (int)d->M, (int)d->N, (int)d->K,
-              d->alpha, u->ha, d->trans_a ? (int)d->M : (int)d->K, u->hb,
-              d->trans_b ? (int)d->K : (int)d->N, d->beta, u->hc, (int)d->N);
+              d->trans_b ? CblasTrans : CblasNoTrans, (int)d->M, (int)d->N, (int)d->K, d->alpha,
+              u->ha, d->trans_a ? (int)d->M : (int)d->K, u->hb, d->trans_b ? (int)d->K : (int)d->N,
+              d->beta, u->hc, (int)d->N);
 }
 #endif
 
@@ -122,7 +121,9 @@ static void bench_matmul(bench *bn, uint32_t M, uint32_t N, uint32_t K, int tb) 
   float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb);
   float *hc = calloc(nc, sizeof *hc);
   mm_ud u = {.d = {.M = M, .N = N, .K = K, .batch = 1, .trans_b = tb, .alpha = 1.0f},
-             .ha = ha, .hb = hb, .hc = hc};
+             .ha = ha,
+             .hb = hb,
+             .hc = hc};
   char shape[64];
   snprintf(shape, sizeof shape, "%ux%ux%u%s", M, N, K, tb ? " NT" : "");
   double sec = -1, base = -1;
@@ -157,8 +158,8 @@ static dtr_status at_fwd_dev(dtr_ctx *ctx, void *p) {
 static dtr_status at_bwd_dev(dtr_ctx *ctx, void *p) {
   at_ud *u = p;
   return dtr_op_attention_bwd(ctx, dtr_whole(u->dq), dtr_whole(u->dk), dtr_whole(u->dv),
-                              dtr_whole(u->dout), dtr_whole(u->q), dtr_whole(u->k),
-                              dtr_whole(u->v), dtr_whole(u->o), dtr_whole(u->lse), &u->d);
+                              dtr_whole(u->dout), dtr_whole(u->q), dtr_whole(u->k), dtr_whole(u->v),
+                              dtr_whole(u->o), dtr_whole(u->lse), &u->d);
 }
 
 #ifdef DTR_HAVE_CBLAS
@@ -176,14 +177,17 @@ static void cpu_head_fwd(at_ud *u, int bh, float *S) {
   int b = bh / H, h = bh % H;
   size_t off = ((size_t)b * T * H + h) * D;
   const float *q = u->hq + off, *k = u->hk + off, *v = u->hv + off;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, d->scale, q, ld, k, ld, 0.0f,
-              S, T);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, d->scale, q, ld, k, ld, 0.0f, S, T);
   for (int i = 0; i < T; i++) { /* causal softmax: keys 0..i */
     float *s = S + (size_t)i * T, mx = -INFINITY, sum = 0;
-    for (int j = 0; j <= i; j++) mx = s[j] > mx ? s[j] : mx;
-    for (int j = 0; j <= i; j++) sum += (s[j] = expf(s[j] - mx));
-    for (int j = 0; j <= i; j++) s[j] /= sum;
-    for (int j = i + 1; j < T; j++) s[j] = 0;
+    for (int j = 0; j <= i; j++)
+      mx = s[j] > mx ? s[j] : mx;
+    for (int j = 0; j <= i; j++)
+      sum += (s[j] = expf(s[j] - mx));
+    for (int j = 0; j <= i; j++)
+      s[j] /= sum;
+    for (int j = i + 1; j < T; j++)
+      s[j] = 0;
     u->hlse[(size_t)bh * T + i] = mx + logf(sum);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, S, T, v, ld, 0.0f,
@@ -200,22 +204,24 @@ static void cpu_head_bwd(at_ud *u, int bh, float *S, float *P) {
   size_t off = ((size_t)b * T * H + h) * D;
   const float *q = u->hq + off, *k = u->hk + off, *v = u->hv + off;
   const float *o = u->ho + off, *dO = u->hdout + off;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, d->scale, q, ld, k, ld, 0.0f,
-              P, T);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, d->scale, q, ld, k, ld, 0.0f, P, T);
   for (int i = 0; i < T; i++) {
     float *p = P + (size_t)i * T, l = u->hlse[(size_t)bh * T + i];
-    for (int j = 0; j <= i; j++) p[j] = expf(p[j] - l);
-    for (int j = i + 1; j < T; j++) p[j] = 0;
+    for (int j = 0; j <= i; j++)
+      p[j] = expf(p[j] - l);
+    for (int j = i + 1; j < T; j++)
+      p[j] = 0;
   }
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, P, T, dO, ld, 0.0f,
               u->hdv + off, ld);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dO, ld, v, ld, 0.0f, S,
-              T);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dO, ld, v, ld, 0.0f, S, T);
   for (int i = 0; i < T; i++) {
     float di = 0;
-    for (int c = 0; c < D; c++) di += dO[(size_t)i * ld + c] * o[(size_t)i * ld + c];
+    for (int c = 0; c < D; c++)
+      di += dO[(size_t)i * ld + c] * o[(size_t)i * ld + c];
     float *s = S + (size_t)i * T, *p = P + (size_t)i * T;
-    for (int j = 0; j < T; j++) s[j] = p[j] * (s[j] - di);
+    for (int j = 0; j < T; j++)
+      s[j] = p[j] * (s[j] - di);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, d->scale, S, T, k, ld, 0.0f,
               u->hdq + off, ld);
@@ -252,22 +258,32 @@ static void at_cpu(void *p) {
   if (ok)
     for (; started < n; started++)
       if (pthread_create(&th[started], NULL, at_worker, &tasks[started])) break;
-  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < n; i++) free(tasks[i].S), free(tasks[i].P);
+  for (int i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < n; i++)
+    free(tasks[i].S), free(tasks[i].P);
   openblas_set_num_threads(blas_threads);
 }
 #endif
 
 static void bench_attention(bench *bn, uint32_t T, uint32_t D, uint32_t H) {
-  at_ud u = {.d = {.B = 1, .Tq = T, .Tk = T, .kv_cap = T, .Hq = H, .Hkv = H, .D = D,
+  at_ud u = {.d = {.B = 1,
+                   .Tq = T,
+                   .Tk = T,
+                   .kv_cap = T,
+                   .Hq = H,
+                   .Hkv = H,
+                   .D = D,
                    .scale = 1.0f / sqrtf((float)D)}};
   size_t n = (size_t)T * H * D, nl = (size_t)H * T;
   float **host[] = {&u.hq, &u.hk, &u.hv, &u.ho, &u.hdout, &u.hdq, &u.hdk, &u.hdv};
   int ok = 1;
   for (size_t i = 0; i < sizeof host / sizeof *host; i++) {
     *host[i] = malloc(n * sizeof(float));
-    if (!*host[i]) ok = 0;
-    else fill_rand(*host[i], n, (unsigned)i + 10);
+    if (!*host[i])
+      ok = 0;
+    else
+      fill_rand(*host[i], n, (unsigned)i + 10);
   }
   u.hlse = malloc(nl * sizeof(float));
   if (!u.hlse) ok = 0;
@@ -291,12 +307,14 @@ static void bench_attention(bench *bn, uint32_t T, uint32_t D, uint32_t H) {
     if (ok) base = time_cpu(bn->repeat, at_cpu, &u);
 #endif
     if (sec < 0) bn->failed = 1;
-    add_row(bn, bwd ? "attention_bwd" : "attention_fwd", shape, sec,
-            bwd ? 2.5 * flops : flops, base);
+    add_row(bn, bwd ? "attention_bwd" : "attention_fwd", shape, sec, bwd ? 2.5 * flops : flops,
+            base);
   }
   dtr_buf *bufs[] = {u.q, u.k, u.v, u.o, u.lse, u.dout, u.dq, u.dk, u.dv};
-  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dtr_buf_destroy(ctx, bufs[i]);
-  for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(*host[i]);
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    dtr_buf_destroy(ctx, bufs[i]);
+  for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+    free(*host[i]);
   free(u.hlse);
 }
 
@@ -304,9 +322,12 @@ static void bench_attention(bench *bn, uint32_t T, uint32_t D, uint32_t H) {
 static void json_str(const char *s) {
   putchar('"');
   for (; *s; s++) {
-    if (*s == '"' || *s == '\\') printf("\\%c", *s);
-    else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-    else putchar(*s);
+    if (*s == '"' || *s == '\\')
+      printf("\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      printf("\\u%04x", *s);
+    else
+      putchar(*s);
   }
   putchar('"');
 }
@@ -323,8 +344,10 @@ static void print_rows(const bench *bn, int json) {
       json_str(r->op);
       printf(", \"shape\": ");
       json_str(r->shape);
-      if (r->ms >= 0) printf(", \"ms\": %.4f, \"gflops\": %.3f", r->ms, r->gflops);
-      else printf(", \"ms\": null, \"gflops\": null");
+      if (r->ms >= 0)
+        printf(", \"ms\": %.4f, \"gflops\": %.3f", r->ms, r->gflops);
+      else
+        printf(", \"ms\": null, \"gflops\": null");
       if (r->base_gflops >= 0 && r->ms >= 0)
         printf(", \"baseline_gflops\": %.3f, \"ratio\": %.4f}", r->base_gflops,
                r->gflops / r->base_gflops);
@@ -355,16 +378,15 @@ static void print_rows(const bench *bn, int json) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: dtr bench ops [flags]\n"
-          "Times matmul (1024^3, 2048^3, decode 4096x1x14336) and causal attention\n"
-          "forward/backward (B=1, T 512 and 2048, D 64 and 128, 8 heads) on the device,\n"
-          "beside a CPU baseline (OpenBLAS sgemm; threaded C attention) in the same run.\n"
-          "  --device N   device index (default: DTR_DEVICE, else the first GPU, else CPU)\n"
-          "  --repeat N   timed runs per op, the median is reported (default 5)\n"
-          "  --quick      a small set of shapes (for tests)\n"
-          "  --json       print one JSON object instead of the table\n"
-          "  --help       this text\n");
+  fprintf(f, "usage: dtr bench ops [flags]\n"
+             "Times matmul (1024^3, 2048^3, decode 4096x1x14336) and causal attention\n"
+             "forward/backward (B=1, T 512 and 2048, D 64 and 128, 8 heads) on the device,\n"
+             "beside a CPU baseline (OpenBLAS sgemm; threaded C attention) in the same run.\n"
+             "  --device N   device index (default: DTR_DEVICE, else the first GPU, else CPU)\n"
+             "  --repeat N   timed runs per op, the median is reported (default 5)\n"
+             "  --quick      a small set of shapes (for tests)\n"
+             "  --json       print one JSON object instead of the table\n"
+             "  --help       this text\n");
 }
 
 int cmd_bench_ops(int argc, char **argv) {
@@ -401,6 +423,8 @@ int cmd_bench_ops(int argc, char **argv) {
     bench_attention(&bn, 128, 64, 2);
   } else {
     const char *only = getenv("DTR_BENCH_ONLY"); /* "matmul" or "attention" */
+    if (only && !strcmp(only, "mm1024")) bench_matmul(&bn, 1024, 1024, 1024, 0);
+    if (only && !strcmp(only, "mm1024nt")) bench_matmul(&bn, 1024, 1024, 1024, 1);
     if (!only || !strcmp(only, "matmul")) {
       bench_matmul(&bn, 1024, 1024, 1024, 0);
       bench_matmul(&bn, 2048, 2048, 2048, 0);
@@ -408,7 +432,8 @@ int cmd_bench_ops(int argc, char **argv) {
     }
     if (!only || !strcmp(only, "attention"))
       for (uint32_t T = 512; T <= 2048; T *= 4)
-        for (uint32_t D = 64; D <= 128; D *= 2) bench_attention(&bn, T, D, 8);
+        for (uint32_t D = 64; D <= 128; D *= 2)
+          bench_attention(&bn, T, D, 8);
   }
   print_rows(&bn, json);
   dtr_ctx_destroy(bn.ctx);
