@@ -158,6 +158,8 @@ static void query_device(VkPhysicalDevice pd, uint32_t index, dtr_device_info *i
   info->max_storage_buffer_range = L->maxStorageBufferRange;
   info->min_storage_offset_align = (uint32_t)L->minStorageBufferOffsetAlignment;
   info->max_push_constants = L->maxPushConstantsSize;
+  info->max_texel_buffer_elements = L->maxTexelBufferElements;
+  info->min_texel_offset_align = (uint32_t)L->minTexelBufferOffsetAlignment;
   info->timestamps = L->timestampComputeAndGraphics;
   info->timestamp_period_ns = L->timestampPeriod;
 
@@ -426,11 +428,12 @@ static dtr_status create_objects(dtr_ctx *ctx) {
   VK_TRY(ctx, vkAllocateCommandBuffers(ctx->device, &ai, &ctx->cmd));
   VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
   VK_TRY(ctx, vkCreateFence(ctx->device, &fci, NULL, &ctx->fence));
-  VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 4096 * 8};
+  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 4096 * 8},
+                                 {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 4096 * 4}};
   VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                     .maxSets = 4096,
-                                    .poolSizeCount = 1,
-                                    .pPoolSizes = &ps};
+                                    .poolSizeCount = 2,
+                                    .pPoolSizes = ps};
   VK_TRY(ctx, vkCreateDescriptorPool(ctx->device, &dpi, NULL, &ctx->desc_pool));
   VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
   VK_TRY(ctx, vkCreatePipelineCache(ctx->device, &cci, NULL, &ctx->pipe_cache));
@@ -446,7 +449,7 @@ static dtr_status create_objects(dtr_ctx *ctx) {
       VK_TRY(ctx, vkCreateQueryPool(ctx->device, &qci, NULL, &ctx->query_pool));
     }
   }
-  return dtr_layouts_create(ctx);
+  return DTR_OK;
 }
 
 dtr_ctx *dtr_ctx_create(const dtr_ctx_options *opt, dtr_status *st_out, char *err,
@@ -501,11 +504,12 @@ void dtr_ctx_destroy(dtr_ctx *ctx) {
     vkDeviceWaitIdle(ctx->device);
     dtr_pipelines_destroy(ctx);
     dtr_staging_destroy(ctx);
-    for (int i = 0; i <= DTR_MAX_ARGS; i++) {
-      if (ctx->pipe_layouts[i]) vkDestroyPipelineLayout(ctx->device, ctx->pipe_layouts[i], NULL);
-      if (ctx->set_layouts[i])
-        vkDestroyDescriptorSetLayout(ctx->device, ctx->set_layouts[i], NULL);
+    for (uint32_t i = 0; i < ctx->nlayouts; i++) {
+      vkDestroyPipelineLayout(ctx->device, ctx->layouts[i].pipe, NULL);
+      vkDestroyDescriptorSetLayout(ctx->device, ctx->layouts[i].set, NULL);
     }
+    dtr_views_release(ctx);
+    free(ctx->views);
     if (ctx->query_pool) vkDestroyQueryPool(ctx->device, ctx->query_pool, NULL);
     if (ctx->pipe_cache) vkDestroyPipelineCache(ctx->device, ctx->pipe_cache, NULL);
     if (ctx->desc_pool) vkDestroyDescriptorPool(ctx->device, ctx->desc_pool, NULL);

@@ -28,27 +28,58 @@ static const struct dtr_kernel_blob *find_kernel(const char *name) {
 
 int dtr_kernel_exists(const char *name) { return find_kernel(name) != NULL; }
 
-dtr_status dtr_layouts_create(dtr_ctx *ctx) {
+/* The set and pipeline layout for nargs bindings, texmask marking the uniform
+ * texel buffers among them; made on first use and kept. */
+static dtr_status get_layout(dtr_ctx *ctx, uint32_t nargs, uint32_t texmask,
+                             const struct dtr_layout **out) {
+  for (uint32_t i = 0; i < ctx->nlayouts; i++)
+    if (ctx->layouts[i].nargs == nargs && ctx->layouts[i].texmask == texmask) {
+      *out = &ctx->layouts[i];
+      return DTR_OK;
+    }
+  if (ctx->nlayouts == sizeof ctx->layouts / sizeof ctx->layouts[0])
+    return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED, "too many distinct binding layouts");
   VkDescriptorSetLayoutBinding b[DTR_MAX_ARGS];
-  for (uint32_t i = 0; i < DTR_MAX_ARGS; i++)
-    b[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
-                                          VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+  for (uint32_t i = 0; i < nargs; i++)
+    b[i] = (VkDescriptorSetLayoutBinding){
+        i, (texmask >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+        1, VK_SHADER_STAGE_COMPUTE_BIT, NULL};
   uint32_t push = ctx->info.max_push_constants < 128 ? ctx->info.max_push_constants : 128;
   VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, push};
-  for (uint32_t n = 0; n <= DTR_MAX_ARGS; n++) {
-    VkDescriptorSetLayoutCreateInfo li = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = n,
-        .pBindings = b};
-    VK_TRY(ctx, vkCreateDescriptorSetLayout(ctx->device, &li, NULL, &ctx->set_layouts[n]));
-    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                      .setLayoutCount = 1,
-                                      .pSetLayouts = &ctx->set_layouts[n],
-                                      .pushConstantRangeCount = 1,
-                                      .pPushConstantRanges = &pr};
-    VK_TRY(ctx, vkCreatePipelineLayout(ctx->device, &pli, NULL, &ctx->pipe_layouts[n]));
+  struct dtr_layout *l = &ctx->layouts[ctx->nlayouts];
+  VkDescriptorSetLayoutCreateInfo li = {
+      .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+      .bindingCount = nargs,
+      .pBindings = b};
+  VK_TRY(ctx, vkCreateDescriptorSetLayout(ctx->device, &li, NULL, &l->set));
+  VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                    .setLayoutCount = 1,
+                                    .pSetLayouts = &l->set,
+                                    .pushConstantRangeCount = 1,
+                                    .pPushConstantRanges = &pr};
+  VkResult r = vkCreatePipelineLayout(ctx->device, &pli, NULL, &l->pipe);
+  if (r != VK_SUCCESS) {
+    vkDestroyDescriptorSetLayout(ctx->device, l->set, NULL);
+    return dtr_vk_fail(ctx, r, "vkCreatePipelineLayout", __FILE__, __LINE__);
   }
+  l->nargs = nargs;
+  l->texmask = texmask;
+  ctx->nlayouts++;
+  *out = l;
   return DTR_OK;
+}
+
+static uint32_t tex_mask(const dtr_dispatch_desc *d) {
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < d->nargs; i++)
+    if (d->args[i].texel) m |= 1u << i;
+  return m;
+}
+
+void dtr_views_release(dtr_ctx *ctx) {
+  for (uint32_t i = 0; i < ctx->nviews; i++) vkDestroyBufferView(ctx->device, ctx->views[i], NULL);
+  ctx->nviews = 0;
 }
 
 void dtr_pipelines_destroy(dtr_ctx *ctx) {
@@ -61,7 +92,7 @@ void dtr_pipelines_destroy(dtr_ctx *ctx) {
 
 static dtr_status get_pipeline(dtr_ctx *ctx, const dtr_dispatch_desc *d, VkPipeline *out) {
   char key[160];
-  int len = snprintf(key, sizeof key, "%s/%u", d->kernel, d->nargs);
+  int len = snprintf(key, sizeof key, "%s/%u/%x", d->kernel, d->nargs, tex_mask(d));
   for (uint32_t i = 0; i < d->nspec && len < (int)sizeof key; i++)
     len += snprintf(key + len, sizeof key - (size_t)len, ",%u", d->spec[i]);
   if (len >= (int)sizeof key)
@@ -73,6 +104,9 @@ static dtr_status get_pipeline(dtr_ctx *ctx, const dtr_dispatch_desc *d, VkPipel
   if (!k)
     return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
                              "no kernel named '%s' is embedded in this build", d->kernel);
+  const struct dtr_layout *lay;
+  dtr_status st = get_layout(ctx, d->nargs, tex_mask(d), &lay);
+  if (st) return st;
   VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                   .codeSize = *k->size,
                                   .pCode = k->code};
@@ -88,7 +122,7 @@ static dtr_status get_pipeline(dtr_ctx *ctx, const dtr_dispatch_desc *d, VkPipel
                 .module = mod,
                 .pName = "main",
                 .pSpecializationInfo = d->nspec ? &si : NULL},
-      .layout = ctx->pipe_layouts[d->nargs]};
+      .layout = lay->pipe};
   VkPipeline p;
   VkResult r = vkCreateComputePipelines(ctx->device, ctx->pipe_cache, 1, &ci, NULL, &p);
   vkDestroyShaderModule(ctx->device, mod, NULL);
@@ -189,6 +223,7 @@ dtr_status dtr_ctx_submit(dtr_ctx *ctx) {
     VK_TRY(ctx, vkResetFences(ctx->device, 1, &ctx->fence));
     VK_TRY(ctx, vkResetCommandPool(ctx->device, ctx->cmd_pool, 0));
     VK_TRY(ctx, vkResetDescriptorPool(ctx->device, ctx->desc_pool, 0));
+    dtr_views_release(ctx);
     if (ctx->profile && ctx->nqueries) {
       uint64_t ts[DTR_MAX_QUERIES];
       VK_TRY(ctx, vkGetQueryPoolResults(ctx->device, ctx->query_pool, 0, ctx->nqueries,
@@ -252,6 +287,20 @@ static dtr_status check_args(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
       return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "kernel '%s': binding %u offset %zu is "
                                "not a multiple of the device's storage alignment %u",
                                d->kernel, i, v->offset, ctx->info.min_storage_offset_align);
+    if (d->args[i].texel) {
+      if (d->args[i].write || (v->offset % (ctx->info.min_texel_offset_align
+                                                ? ctx->info.min_texel_offset_align : 1)) ||
+          (range % 16))
+        return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "kernel '%s': texel binding %u must be "
+                                 "read-only, offset %zu a multiple of %u, size %zu of 16",
+                                 d->kernel, i, v->offset, ctx->info.min_texel_offset_align,
+                                 range);
+      if (range / 16 > ctx->info.max_texel_buffer_elements)
+        return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED, "kernel '%s': texel binding %u has "
+                                 "%zu texels, more than device '%s' allows (%u)", d->kernel, i,
+                                 range / 16, ctx->info.name, ctx->info.max_texel_buffer_elements);
+      continue;
+    }
     if (range > ctx->info.max_storage_buffer_range)
       return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED,
                                "kernel '%s': binding %u spans %zu bytes, more than device "
@@ -267,7 +316,9 @@ dtr_status dtr_dispatch(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
   if (st) return st;
   if (!d->groups[0] || !d->groups[1] || !d->groups[2]) return DTR_OK;
   VkPipeline pipe = VK_NULL_HANDLE;
-  if ((st = get_pipeline(ctx, d, &pipe))) return st;
+  const struct dtr_layout *lay;
+  if ((st = get_pipeline(ctx, d, &pipe)) || (st = get_layout(ctx, d->nargs, tex_mask(d), &lay)))
+    return st;
   if (ctx->profile && ctx->nqueries + 2 > DTR_MAX_QUERIES && (st = dtr_ctx_submit(ctx)))
     return st;
   if ((st = dtr_rec_begin(ctx))) return st;
@@ -277,7 +328,7 @@ dtr_status dtr_dispatch(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                       .descriptorPool = ctx->desc_pool,
                                       .descriptorSetCount = 1,
-                                      .pSetLayouts = &ctx->set_layouts[d->nargs]};
+                                      .pSetLayouts = &lay->set};
     VkResult r = vkAllocateDescriptorSets(ctx->device, &ai, &set);
     if (r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) {
       /* The pool is spent for this command buffer: run what is recorded. */
@@ -286,17 +337,38 @@ dtr_status dtr_dispatch(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
     }
     if (r != VK_SUCCESS) return dtr_vk_fail(ctx, r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
     VkDescriptorBufferInfo bi[DTR_MAX_ARGS];
+    VkBufferView bv[DTR_MAX_ARGS];
     VkWriteDescriptorSet w[DTR_MAX_ARGS];
     for (uint32_t i = 0; i < d->nargs; i++) {
       const dtr_view *v = &d->args[i].v;
-      bi[i] = (VkDescriptorBufferInfo){v->buf->buffer, v->offset,
-                                       v->size ? v->size : VK_WHOLE_SIZE};
       w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                     .dstSet = set,
                                     .dstBinding = i,
                                     .descriptorCount = 1,
                                     .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                     .pBufferInfo = &bi[i]};
+      if (d->args[i].texel) {
+        if (ctx->nviews == ctx->cap_views) {
+          uint32_t cap = ctx->cap_views ? 2 * ctx->cap_views : 256;
+          VkBufferView *nv = realloc(ctx->views, cap * sizeof *nv);
+          if (!nv) return dtr_ctx_set_error(ctx, DTR_ERR_OOM, "out of host memory");
+          ctx->views = nv;
+          ctx->cap_views = cap;
+        }
+        VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                      .buffer = v->buf->buffer,
+                                      .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+                                      .offset = v->offset,
+                                      .range = v->size ? v->size : VK_WHOLE_SIZE};
+        VK_TRY(ctx, vkCreateBufferView(ctx->device, &vci, NULL, &bv[i]));
+        ctx->views[ctx->nviews++] = bv[i];
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+        w[i].pBufferInfo = NULL;
+        w[i].pTexelBufferView = &bv[i];
+      } else {
+        bi[i] = (VkDescriptorBufferInfo){v->buf->buffer, v->offset,
+                                         v->size ? v->size : VK_WHOLE_SIZE};
+      }
     }
     vkUpdateDescriptorSets(ctx->device, d->nargs, w, 0, NULL);
   }
@@ -310,9 +382,9 @@ dtr_status dtr_dispatch(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
   vkCmdBindPipeline(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
   if (d->nargs)
     vkCmdBindDescriptorSets(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
-                            ctx->pipe_layouts[d->nargs], 0, 1, &set, 0, NULL);
+                            lay->pipe, 0, 1, &set, 0, NULL);
   if (d->push_size)
-    vkCmdPushConstants(ctx->cmd, ctx->pipe_layouts[d->nargs], VK_SHADER_STAGE_COMPUTE_BIT, 0,
+    vkCmdPushConstants(ctx->cmd, lay->pipe, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                        d->push_size, d->push);
   if (ctx->profile) {
     ctx->query_kernel[ctx->nqueries / 2] = find_kernel(d->kernel)->name;

@@ -57,6 +57,8 @@ typedef struct dtr_device_info {
   uint64_t max_storage_buffer_range; /* bytes one binding can see */
   uint64_t max_buffer_size;
   uint32_t min_storage_offset_align;
+  uint32_t max_texel_buffer_elements; /* texels one texel-buffer binding can see */
+  uint32_t min_texel_offset_align;
   uint32_t max_push_constants;
   int fp16_storage, fp16_arith, int8_storage, int8_arith;
   int coopmat; /* VK_KHR_cooperative_matrix present */
@@ -131,9 +133,14 @@ static inline dtr_view dtr_whole(dtr_buf *b) { return (dtr_view){b, 0, 0}; }
 typedef struct dtr_arg {
   dtr_view v;
   int write; /* the kernel writes this binding */
+  int texel; /* bound as a read-only uniform texel buffer of vec4 (RGBA32F) texels
+              * instead of a storage buffer: on devices whose storage loads are
+              * slow (lavapipe loads storage buffers lane by lane, texels with a
+              * vector gather) kernels read their big inputs this way */
 } dtr_arg;
-#define DTR_IN(view) ((dtr_arg){(view), 0})
-#define DTR_OUT(view) ((dtr_arg){(view), 1})
+#define DTR_IN(view) ((dtr_arg){(view), 0, 0})
+#define DTR_OUT(view) ((dtr_arg){(view), 1, 0})
+#define DTR_TEX(view) ((dtr_arg){(view), 0, 1})
 
 #define DTR_MAX_ARGS 16
 #define DTR_MAX_SPEC 16

@@ -65,8 +65,16 @@ struct dtr_ctx {
   uint32_t recorded; /* commands in the open command buffer */
   uint64_t epoch;    /* increases at every barrier */
   VkDescriptorPool desc_pool;
-  VkDescriptorSetLayout set_layouts[DTR_MAX_ARGS + 1];
-  VkPipelineLayout pipe_layouts[DTR_MAX_ARGS + 1];
+  /* set and pipeline layouts by (binding count, mask of texel bindings) */
+  struct dtr_layout {
+    uint32_t nargs, texmask;
+    VkDescriptorSetLayout set;
+    VkPipelineLayout pipe;
+  } layouts[64];
+  uint32_t nlayouts;
+  /* texel-buffer views of the open command buffer, destroyed after its submit */
+  VkBufferView *views;
+  uint32_t nviews, cap_views;
 
   /* pipelines and shader modules */
   dtr_pipeline *pipes;
@@ -93,7 +101,7 @@ dtr_status dtr_rec_begin(dtr_ctx *ctx);
  * current epoch, then marks them. */
 void dtr_rec_hazard(dtr_ctx *ctx, dtr_buf *const *bufs, const int *write, uint32_t n);
 void dtr_pipelines_destroy(dtr_ctx *ctx);
-dtr_status dtr_layouts_create(dtr_ctx *ctx);
+void dtr_views_release(dtr_ctx *ctx);
 
 /* buffer.c */
 uint32_t dtr_find_memory(dtr_ctx *ctx, uint32_t type_bits, VkMemoryPropertyFlags want,
