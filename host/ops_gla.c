@@ -1,0 +1,284 @@
+/* ops_gla.c — GLA (gated linear attention) on the runtime: the chunked forward,
+ * the backward (states pass, reverse dS pass, per-chunk gradients, gate
+ * gradient), the one-token decode step and the log-sigmoid gate. The math and
+ * the kernels' derivations are in shaders/gla_*.comp; the contract in
+ * host/dtr_linear.h. */
+#include <stdio.h>
+
+#include "dtr_linear.h"
+#include "dtr_push.h"
+
+#define GLA_SUB 16 /* secondary chunking of the forward (rows per sub-chunk) */
+
+/* Shared memory of gla_chunk_fwd and gla_chunk_bwd_dh for chunk C. */
+static size_t fwd_shared(uint32_t C, uint32_t K) {
+  return 4 * ((size_t)C * K + 2 * GLA_SUB * K + GLA_SUB * C + K + 1);
+}
+static size_t dh_shared(uint32_t C, uint32_t K) { return 4 * (size_t)C * K; }
+
+/* The chunk a desc asks for: d->chunk, or 64, halved until the kernels fit in
+ * 32 KiB of shared memory (K = 128 gets 16). Independent of the device, so the
+ * workspace size is known before a context exists. */
+static uint32_t pick_chunk(const dtr_lin_desc *d) {
+  if (d->chunk) return d->chunk;
+  const size_t smem = 32768;
+  for (uint32_t C = 64; C > GLA_SUB; C /= 2)
+    if (fwd_shared(C, d->K) <= smem && dh_shared(C, d->K) <= smem) return C;
+  return GLA_SUB;
+}
+
+/* Chunks per dispatch: lavapipe ends an invocation silently after 65535 loop
+ * iterations in all (see push_gla.h), and the kernels spend a few K/4 of them
+ * per token, so one dispatch walks at most about 16384 / (K/4) tokens. */
+static uint32_t window_chunks(const dtr_lin_desc *d, uint32_t C) {
+  uint32_t w = 16384u / (d->K / 4) / C;
+  return w ? w : 1;
+}
+
+static dtr_status check_desc(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d,
+                             uint32_t *chunk) {
+  if (!d || !d->B || !d->H || !d->K || !d->V)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: B, H, K and V must be positive", op);
+  if (d->K % 4 || d->V % 4 || d->K > 256 || d->V > 256)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "%s: K = %u and V = %u must be multiples of 4, at most 256", op,
+                             d->K, d->V);
+  uint32_t C = pick_chunk(d);
+  if (C % GLA_SUB || C > 256)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "%s: chunk %u must be a multiple of %u, at most 256", op, C,
+                             GLA_SUB);
+  uint32_t smem = dtr_ctx_device(ctx)->max_shared_memory;
+  if (fwd_shared(C, d->K) > smem || dh_shared(C, d->K) > smem)
+    return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED,
+                             "%s: chunk %u with K = %u needs more shared memory than the "
+                             "device's %u bytes; use a smaller chunk", op, C, d->K, smem);
+  *chunk = C;
+  return DTR_OK;
+}
+
+/* Checks the packed tensors every chunked op shares. */
+static dtr_status check_seq(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d,
+                            dtr_view q, dtr_view k, dtr_view v, dtr_view gk,
+                            dtr_view offsets) {
+  size_t nk = (size_t)d->Ttot * d->H * d->K * 4, nv = (size_t)d->Ttot * d->H * d->V * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "q", q, nk)) || (st = dtr_check_view(ctx, op, "k", k, nk)) ||
+      (st = dtr_check_view(ctx, op, "v", v, nv)) ||
+      (st = dtr_check_view(ctx, op, "gk", gk, nk)) ||
+      (st = dtr_check_view(ctx, op, "offsets", offsets, ((size_t)d->B + 1) * 4)))
+    return st;
+  return DTR_OK;
+}
+
+static size_t state_bytes(const dtr_lin_desc *d) {
+  return (size_t)d->B * d->H * d->K * d->V * 4;
+}
+
+static dtr_status check_opt(dtr_ctx *ctx, const char *op, const char *arg, dtr_view x,
+                            size_t bytes) {
+  return dtr_view_present(x) ? dtr_check_view(ctx, op, arg, x, bytes) : DTR_OK;
+}
+
+static dtr_status run(dtr_ctx *ctx, const char *kernel, const uint32_t *spec, uint32_t nspec,
+                      const dtr_arg *args, uint32_t nargs, const void *pc, uint32_t pcsize,
+                      uint32_t gx, uint32_t gy) {
+  dtr_dispatch_desc dd = {.kernel = kernel, .spec = spec, .nspec = nspec, .args = args,
+                          .nargs = nargs, .push = pc, .push_size = pcsize,
+                          .groups = {gx, gy, 1}};
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dtr_view q,
+                                dtr_view k, dtr_view v, dtr_view gk, dtr_view state_in,
+                                dtr_view offsets, const dtr_lin_desc *d) {
+  const char *op = "gla_chunk_fwd";
+  uint32_t C = 0;
+  dtr_status st;
+  if ((st = check_desc(ctx, op, d, &C)) || (st = check_seq(ctx, op, d, q, k, v, gk, offsets)) ||
+      (st = dtr_check_view(ctx, op, "o", o, (size_t)d->Ttot * d->H * d->V * 4)) ||
+      (st = check_opt(ctx, op, "state_out", state_out, state_bytes(d))) ||
+      (st = check_opt(ctx, op, "state_in", state_in, state_bytes(d))))
+    return st;
+  uint32_t maxch = (d->Ttot + C - 1) / C, wch = window_chunks(d, C);
+  uint32_t nwin = maxch > wch ? (maxch + wch - 1) / wch : 1;
+  if (nwin > 1 && !dtr_view_present(state_out))
+    return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED,
+                             "%s: %u tokens take %u dispatches here and the state is "
+                             "carried between them through state_out: pass one", op,
+                             d->Ttot, nwin);
+  uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
+  for (uint32_t w = 0; w < nwin; w++) {
+    dtr_pc_gla_chunk pc = {d->B, d->H, d->Ttot, d->scale, 0, d->K / 4, d->V / 4,
+                           w * wch, w + 1 < nwin ? (w + 1) * wch : 0xffffffffu};
+    /* window 0 starts from state_in; later ones from what the previous left in
+     * state_out. Absent optional views bind q, read-only and never touched. */
+    dtr_view sin = w ? state_out : state_in;
+    if (dtr_view_present(sin)) pc.flags |= DTR_GLA_STATE_IN;
+    if (dtr_view_present(state_out)) pc.flags |= DTR_GLA_STATE_OUT;
+    dtr_arg args[8] = {DTR_OUT(o),
+                       dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(q),
+                       DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk),
+                       DTR_IN(dtr_view_present(sin) ? sin : q), DTR_IN(offsets)};
+    if ((st = run(ctx, "gla_chunk_fwd", spec, 4, args, 8, &pc, sizeof pc, d->H, d->B)))
+      return st;
+  }
+  return DTR_OK;
+}
+
+/* Workspace of the backward: the state entering every chunk and each sequence's
+ * final state (wsS), their gradients (wsD), both in slots (see push_gla.h), and
+ * the in-chunk cumulative log-decays (wsB, like gk). Parts are 256-byte aligned. */
+typedef struct gla_ws {
+  size_t s_off, s_size, d_off, d_size, b_off, b_size, total;
+} gla_ws;
+
+static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+static gla_ws ws_layout(const dtr_lin_desc *d, uint32_t C) {
+  gla_ws w;
+  size_t slots = (size_t)d->Ttot / C + 2 * (size_t)d->B;
+  w.s_size = slots * d->H * d->K * d->V * 4;
+  w.d_size = w.s_size;
+  w.b_size = (size_t)d->Ttot * d->H * d->K * 4;
+  w.s_off = 0;
+  w.d_off = align256(w.s_size);
+  w.b_off = w.d_off + align256(w.d_size);
+  w.total = w.b_off + align256(w.b_size ? w.b_size : 4);
+  return w;
+}
+
+size_t dtr_op_gla_chunk_bwd_workspace(const dtr_lin_desc *d) {
+  uint32_t C = pick_chunk(d);
+  return ws_layout(d, C ? C : GLA_SUB).total;
+}
+
+static dtr_view sub(dtr_view w, size_t off, size_t size) {
+  return (dtr_view){w.buf, w.offset + off, size};
+}
+
+dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
+                                dtr_view dgk, dtr_view dstate_in, dtr_view dout,
+                                dtr_view dstate_out, dtr_view q, dtr_view k, dtr_view v,
+                                dtr_view gk, dtr_view state_in, dtr_view offsets,
+                                dtr_view workspace, const dtr_lin_desc *d) {
+  const char *op = "gla_chunk_bwd";
+  uint32_t C = 0;
+  dtr_status st;
+  if ((st = check_desc(ctx, op, d, &C)) || (st = check_seq(ctx, op, d, q, k, v, gk, offsets)))
+    return st;
+  size_t nk = (size_t)d->Ttot * d->H * d->K * 4, nv = (size_t)d->Ttot * d->H * d->V * 4;
+  gla_ws w = ws_layout(d, C);
+  if ((st = dtr_check_view(ctx, op, "dq", dq, nk)) ||
+      (st = dtr_check_view(ctx, op, "dk", dk, nk)) ||
+      (st = dtr_check_view(ctx, op, "dv", dv, nv)) ||
+      (st = dtr_check_view(ctx, op, "dgk", dgk, nk)) ||
+      (st = dtr_check_view(ctx, op, "dout", dout, nv)) ||
+      (st = check_opt(ctx, op, "dstate_in", dstate_in, state_bytes(d))) ||
+      (st = check_opt(ctx, op, "dstate_out", dstate_out, state_bytes(d))) ||
+      (st = check_opt(ctx, op, "state_in", state_in, state_bytes(d))) ||
+      (st = dtr_check_view(ctx, op, "workspace", workspace, w.total)))
+    return st;
+  uint32_t align = dtr_ctx_device(ctx)->min_storage_offset_align;
+  if (align && workspace.offset % align)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: workspace offset %zu is not a "
+                             "multiple of the storage alignment %u", op, workspace.offset,
+                             align);
+  dtr_view wsS = sub(workspace, w.s_off, w.s_size), wsD = sub(workspace, w.d_off, w.d_size),
+           wsB = sub(workspace, w.b_off, w.b_size ? w.b_size : 4);
+  dtr_pc_gla_chunk pc = {d->B, d->H, d->Ttot, d->scale, 0, d->K / 4, d->V / 4, 0,
+                         0xffffffffu};
+  if (dtr_view_present(state_in)) pc.flags |= DTR_GLA_STATE_IN;
+  if (dtr_view_present(dstate_out)) pc.flags |= DTR_GLA_DSTATE_OUT;
+  if (dtr_view_present(dstate_in)) pc.flags |= DTR_GLA_DSTATE_IN;
+  uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
+  uint32_t maxch = (d->Ttot + C - 1) / C, wch = window_chunks(d, C);
+  uint32_t nwin = maxch > wch ? (maxch + wch - 1) / wch : 1;
+
+  /* 1. recompute the states entering every chunk, and b, window by window */
+  dtr_arg a1[7] = {DTR_OUT(wsS), DTR_OUT(wsB), DTR_IN(k), DTR_IN(v), DTR_IN(gk),
+                   DTR_IN(dtr_view_present(state_in) ? state_in : k), DTR_IN(offsets)};
+  for (uint32_t w = 0; w < nwin; w++) {
+    dtr_pc_gla_chunk p1 = pc;
+    p1.n_begin = w * wch;
+    p1.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
+    if (w) p1.flags |= DTR_GLA_CARRY;
+    if ((st = run(ctx, "gla_chunk_states", spec, 4, a1, 7, &p1, sizeof p1, d->H, d->B)))
+      return st;
+  }
+  /* 2. dS backwards over chunks, the last window first; dS_0 is dstate_in */
+  dtr_arg a2[7] = {DTR_OUT(wsD),
+                   dtr_view_present(dstate_in) ? DTR_OUT(dstate_in) : DTR_IN(q),
+                   DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(q),
+                   DTR_IN(dout), DTR_IN(wsB), DTR_IN(offsets)};
+  for (uint32_t w = nwin; w-- > 0;) {
+    dtr_pc_gla_chunk p2 = pc;
+    p2.n_begin = w * wch;
+    p2.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
+    if (w + 1 < nwin) p2.flags |= DTR_GLA_CARRY;
+    if ((st = run(ctx, "gla_chunk_bwd_dh", spec, 4, a2, 7, &p2, sizeof p2, d->H, d->B)))
+      return st;
+  }
+  /* 3. dq, dk, dv per chunk, all chunks at once */
+  dtr_arg a3[11] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dv), DTR_IN(q), DTR_IN(k), DTR_IN(v),
+                    DTR_IN(dout), DTR_IN(wsB), DTR_IN(wsS), DTR_IN(wsD), DTR_IN(offsets)};
+  uint32_t spec3[3] = {C, d->K, d->V};
+  if ((st = run(ctx, "gla_chunk_bwd", spec3, 3, a3, 11, &pc, sizeof pc, d->Ttot / C + d->B,
+                d->H)))
+    return st;
+  /* 4. dgk: reverse cumulative sum of q dq - k dk plus the final-state term */
+  dtr_arg a4[8] = {DTR_OUT(dgk), DTR_IN(q), DTR_IN(k), DTR_IN(dq), DTR_IN(dk),
+                   DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(wsS),
+                   DTR_IN(offsets)};
+  uint32_t spec4[4] = {d->K / 4, C, d->K, d->V};
+  return run(ctx, "gla_chunk_bwd_dgk", spec4, 4, a4, 8, &pc, sizeof pc, d->H, d->B);
+}
+
+dtr_status dtr_op_gla_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view q,
+                             dtr_view k, dtr_view v, dtr_view gk, const dtr_lin_desc *d) {
+  const char *op = "gla_decode";
+  if (!d || !d->B || !d->H || !d->K || !d->V || d->K % 4 || d->V % 4)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "%s: B, H positive; K, V positive multiples of 4", op);
+  size_t nk = (size_t)d->B * d->H * d->K * 4, nv = (size_t)d->B * d->H * d->V * 4;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "o", o, nv)) ||
+      (st = dtr_check_view(ctx, op, "state", state, state_bytes(d))) ||
+      (st = dtr_check_view(ctx, op, "q", q, nk)) || (st = dtr_check_view(ctx, op, "k", k, nk)) ||
+      (st = dtr_check_view(ctx, op, "v", v, nv)) || (st = dtr_check_view(ctx, op, "gk", gk, nk)))
+    return st;
+  dtr_pc_gla_decode pc = {d->B, d->H, d->scale};
+  dtr_arg args[6] = {DTR_OUT(o), DTR_OUT(state), DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk)};
+  uint32_t spec[3] = {d->V / 4, d->K, d->V};
+  return run(ctx, "gla_decode", spec, 3, args, 6, &pc, sizeof pc, d->H, d->B);
+}
+
+static dtr_status gate(dtr_ctx *ctx, const char *kernel, dtr_arg *args, uint32_t nargs,
+                       uint32_t n, float normalizer) {
+  if (!(normalizer > 0))
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: normalizer %g must be positive",
+                             kernel, normalizer);
+  for (uint32_t i = 0; i < nargs; i++) {
+    dtr_status st = dtr_check_view(ctx, kernel, i == 0 ? "output" : "input", args[i].v,
+                                   (size_t)n * 4);
+    if (st) return st;
+  }
+  const uint32_t wg = 256;
+  dtr_pc_gla_gate pc = {n, 1.0f / normalizer};
+  dtr_dispatch_desc dd = {.kernel = kernel, .spec = &wg, .nspec = 1, .args = args,
+                          .nargs = nargs, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(n, wg, dd.groups);
+  return dtr_dispatch(ctx, &dd);
+}
+
+dtr_status dtr_op_gla_gate_fwd(dtr_ctx *ctx, dtr_view gk, dtr_view x, uint32_t n,
+                               float normalizer) {
+  dtr_arg args[2] = {DTR_OUT(gk), DTR_IN(x)};
+  return gate(ctx, "gla_gate_fwd", args, 2, n, normalizer);
+}
+
+dtr_status dtr_op_gla_gate_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dgk, dtr_view x,
+                               uint32_t n, float normalizer) {
+  dtr_arg args[3] = {DTR_OUT(dx), DTR_IN(dgk), DTR_IN(x)};
+  return gate(ctx, "gla_gate_bwd", args, 3, n, normalizer);
+}

@@ -1,0 +1,421 @@
+/* test_gla.c — the GLA kernels against the recurrent double-precision oracle
+ * (tests/ref_gla.c): chunked forward (ragged chunks, T < chunk, T = 1, several
+ * heads, varlen batches, initial state, strong decays), decode token by token,
+ * prefill then decode, the backward's every gradient, the oracle's analytic
+ * gradients against finite differences, the gate, a long sequence, bad args. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtr_linear.h"
+#include "harness.h"
+#include "ref_gla.h"
+
+typedef struct gcase {
+  const char *name;
+  int B, H, K, V;
+  int lens[8];
+  int state_in, dstate_out;
+  uint32_t chunk;
+  double glo, ghi; /* per-token decay drawn in [glo, ghi) */
+} gcase;
+
+/* Inputs of one case, in float (device) and double (oracle). */
+typedef struct inputs {
+  int B, H, K, V, Ttot;
+  int32_t off[9];
+  size_t nk, nv, ns;
+  float *q, *k, *v, *g, *s0, *dout, *dsT;
+  double *dq_, *dk_, *dv_, *dg_, *ds0_, *ddout, *ddsT;
+} inputs;
+
+static double *to_d(const float *x, size_t n) {
+  double *d = th_dalloc(n);
+  for (size_t i = 0; i < n; i++) d[i] = x[i];
+  return d;
+}
+
+static float *randf(size_t n, float lo, float hi) {
+  float *x = th_alloc(n);
+  th_rand(x, n, lo, hi);
+  return x;
+}
+
+static void make_inputs(inputs *in, const gcase *c) {
+  memset(in, 0, sizeof *in);
+  in->B = c->B, in->H = c->H, in->K = c->K, in->V = c->V;
+  in->off[0] = 0;
+  for (int b = 0; b < c->B; b++) in->off[b + 1] = in->off[b] + c->lens[b];
+  in->Ttot = in->off[c->B];
+  in->nk = (size_t)in->Ttot * c->H * c->K;
+  in->nv = (size_t)in->Ttot * c->H * c->V;
+  in->ns = (size_t)c->B * c->H * c->K * c->V;
+  in->q = randf(in->nk, -1, 1);
+  in->k = randf(in->nk, -1, 1);
+  in->v = randf(in->nv, -1, 1);
+  in->g = th_alloc(in->nk);
+  for (size_t i = 0; i < in->nk; i++)
+    in->g[i] = (float)log(c->glo + (c->ghi - c->glo) * th_randu());
+  in->s0 = randf(in->ns, -1, 1);
+  in->dout = randf(in->nv, -1, 1);
+  in->dsT = randf(in->ns, -1, 1);
+}
+
+static void free_inputs(inputs *in) {
+  free(in->q), free(in->k), free(in->v), free(in->g), free(in->s0), free(in->dout),
+      free(in->dsT);
+}
+
+static dtr_lin_desc desc_of(const inputs *in, uint32_t chunk) {
+  return (dtr_lin_desc){(uint32_t)in->B, (uint32_t)in->Ttot, (uint32_t)in->H, (uint32_t)in->K,
+                        (uint32_t)in->V, (float)(1.0 / sqrt(in->K)), chunk};
+}
+
+static void check(const char *what, const float *got, const double *ref, size_t n,
+                  double rel) {
+  double mx = 0;
+  for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
+  th_check(what, got, ref, n, rel, rel * 10 * mx + 1e-30, 1e-2);
+}
+
+/* Forward and backward of one case against the oracle. */
+static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
+  inputs in;
+  make_inputs(&in, c);
+  dtr_lin_desc d = desc_of(&in, c->chunk);
+  size_t nk = in.nk, nv = in.nv, ns = in.ns;
+  double *q = to_d(in.q, nk), *k = to_d(in.k, nk), *v = to_d(in.v, nv), *g = to_d(in.g, nk);
+  double *s0 = to_d(in.s0, ns), *dout = to_d(in.dout, nv), *dsT = to_d(in.dsT, ns);
+  double *o = th_dalloc(nv), *sT = th_dalloc(ns);
+  ref_gla_chunk_fwd(o, sT, q, k, v, g, c->state_in ? s0 : NULL, in.off, in.B, in.H, in.K,
+                    in.V, d.scale);
+
+  dtr_buf *bq = th_buf(ctx, in.q, nk * 4), *bk = th_buf(ctx, in.k, nk * 4),
+          *bv = th_buf(ctx, in.v, nv * 4), *bg = th_buf(ctx, in.g, nk * 4),
+          *bs0 = th_buf(ctx, in.s0, ns * 4), *boff = th_buf(ctx, in.off, (in.B + 1) * 4);
+  dtr_buf *bo = th_poison(ctx, nv * 4 + 4), *bsT = th_poison(ctx, ns * 4);
+  th_ok(ctx,
+        dtr_op_gla_chunk_fwd(ctx, dtr_whole(bo), dtr_whole(bsT), dtr_whole(bq), dtr_whole(bk),
+                             dtr_whole(bv), dtr_whole(bg),
+                             c->state_in ? dtr_whole(bs0) : DTR_NONE, dtr_whole(boff), &d),
+        "gla_chunk_fwd");
+  float *got = th_alloc(nv > ns ? nv : ns);
+  char what[160];
+  th_get(ctx, bo, got, nv * 4);
+  snprintf(what, sizeof what, "fwd o %s", c->name);
+  check(what, got, o, nv, 1e-4);
+  th_get(ctx, bsT, got, ns * 4);
+  snprintf(what, sizeof what, "fwd state_out %s", c->name);
+  check(what, got, sT, ns, 1e-4);
+
+  if (backward) {
+    double *dq = th_dalloc(nk), *dk = th_dalloc(nk), *dv = th_dalloc(nv), *dg = th_dalloc(nk),
+           *ds0 = th_dalloc(ns);
+    ref_gla_chunk_bwd(dq, dk, dv, dg, ds0, dout, c->dstate_out ? dsT : NULL, q, k, v, g,
+                      c->state_in ? s0 : NULL, in.off, in.B, in.H, in.K, in.V, d.scale);
+    dtr_buf *bdout = th_buf(ctx, in.dout, nv * 4), *bdsT = th_buf(ctx, in.dsT, ns * 4);
+    dtr_buf *bdq = th_poison(ctx, nk * 4), *bdk = th_poison(ctx, nk * 4),
+            *bdv = th_poison(ctx, nv * 4), *bdg = th_poison(ctx, nk * 4),
+            *bds0 = th_poison(ctx, ns * 4);
+    size_t wsb = dtr_op_gla_chunk_bwd_workspace(&d);
+    dtr_buf *bws = th_poison(ctx, wsb);
+    th_ok(ctx,
+          dtr_op_gla_chunk_bwd(ctx, dtr_whole(bdq), dtr_whole(bdk), dtr_whole(bdv),
+                               dtr_whole(bdg), dtr_whole(bds0), dtr_whole(bdout),
+                               c->dstate_out ? dtr_whole(bdsT) : DTR_NONE, dtr_whole(bq),
+                               dtr_whole(bk), dtr_whole(bv), dtr_whole(bg),
+                               c->state_in ? dtr_whole(bs0) : DTR_NONE, dtr_whole(boff),
+                               dtr_whole(bws), &d),
+          "gla_chunk_bwd");
+    float *gg = th_alloc(nk > nv ? (nk > ns ? nk : ns) : (nv > ns ? nv : ns));
+    struct { const char *n; dtr_buf *b; double *r; size_t len; } outs[] = {
+        {"dq", bdq, dq, nk}, {"dk", bdk, dk, nk}, {"dv", bdv, dv, nv},
+        {"dgk", bdg, dg, nk}, {"dstate_in", bds0, ds0, ns}};
+    for (int i = 0; i < 5; i++) {
+      th_get(ctx, outs[i].b, gg, outs[i].len * 4);
+      snprintf(what, sizeof what, "bwd %s %s", outs[i].n, c->name);
+      check(what, gg, outs[i].r, outs[i].len, 1e-4);
+    }
+    free(gg), free(dq), free(dk), free(dv), free(dg), free(ds0);
+    dtr_buf *bb[] = {bdout, bdsT, bdq, bdk, bdv, bdg, bds0, bws};
+    for (int i = 0; i < 8; i++) dtr_buf_destroy(ctx, bb[i]);
+  }
+  dtr_buf *bb[] = {bq, bk, bv, bg, bs0, boff, bo, bsT};
+  for (int i = 0; i < 8; i++) dtr_buf_destroy(ctx, bb[i]);
+  free(got), free(q), free(k), free(v), free(g), free(s0), free(dout), free(dsT), free(o),
+      free(sT);
+  free_inputs(&in);
+}
+
+/* Decode token by token equals the chunked forward; and a prefill (forward with
+ * state_out) followed by decode steps equals one forward over the whole text. */
+static void test_decode(dtr_ctx *ctx) {
+  const int B = 2, H = 3, K = 16, V = 24, T = 21, P = 13; /* P prefill tokens */
+  gcase c = {"decode", B, H, K, V, {T, T}, 1, 0, 16, 0.5, 0.999};
+  inputs in;
+  make_inputs(&in, &c);
+  dtr_lin_desc d = desc_of(&in, 16);
+  size_t nk = in.nk, nv = in.nv, ns = in.ns;
+  double *q = to_d(in.q, nk), *k = to_d(in.k, nk), *v = to_d(in.v, nv), *g = to_d(in.g, nk);
+  double *s0 = to_d(in.s0, ns), *o = th_dalloc(nv), *sT = th_dalloc(ns);
+  ref_gla_chunk_fwd(o, sT, q, k, v, g, s0, in.off, B, H, K, V, d.scale);
+
+  /* device: prefill the first P tokens of each sequence, then decode the rest.
+   * Packed layout: sequence b's token t is row off[b] + t. */
+  int32_t poff[3] = {0, P, 2 * P};
+  size_t hk = (size_t)H * K, hv = (size_t)H * V;
+  float *pq = th_alloc(2 * P * hk), *pk = th_alloc(2 * P * hk), *pv = th_alloc(2 * P * hv),
+        *pg = th_alloc(2 * P * hk);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < P; t++) {
+      size_t src = (size_t)(in.off[b] + t), dst = (size_t)(b * P + t);
+      memcpy(pq + dst * hk, in.q + src * hk, hk * 4);
+      memcpy(pk + dst * hk, in.k + src * hk, hk * 4);
+      memcpy(pg + dst * hk, in.g + src * hk, hk * 4);
+      memcpy(pv + dst * hv, in.v + src * hv, hv * 4);
+    }
+  dtr_lin_desc dp = d;
+  dp.Ttot = 2 * P;
+  dtr_buf *bq = th_buf(ctx, pq, 2 * P * hk * 4), *bk = th_buf(ctx, pk, 2 * P * hk * 4),
+          *bv = th_buf(ctx, pv, 2 * P * hv * 4), *bg = th_buf(ctx, pg, 2 * P * hk * 4),
+          *boff = th_buf(ctx, poff, sizeof poff), *bs0 = th_buf(ctx, in.s0, ns * 4);
+  dtr_buf *bo = th_poison(ctx, 2 * P * hv * 4), *bS = th_poison(ctx, ns * 4);
+  th_ok(ctx,
+        dtr_op_gla_chunk_fwd(ctx, dtr_whole(bo), dtr_whole(bS), dtr_whole(bq), dtr_whole(bk),
+                             dtr_whole(bv), dtr_whole(bg), dtr_whole(bs0), dtr_whole(boff),
+                             &dp),
+        "prefill");
+  float *po = th_alloc(2 * P * hv), *all = th_alloc(nv);
+  th_get(ctx, bo, po, 2 * P * hv * 4);
+  for (int b = 0; b < B; b++)
+    memcpy(all + (size_t)(in.off[b]) * hv, po + (size_t)b * P * hv, P * hv * 4);
+  /* decode steps: q etc. (B, H, K) per step */
+  dtr_lin_desc dd = d;
+  dd.Ttot = B;
+  dtr_buf *dq = th_buf(ctx, NULL, B * hk * 4), *dk = th_buf(ctx, NULL, B * hk * 4),
+          *dv = th_buf(ctx, NULL, B * hv * 4), *dg = th_buf(ctx, NULL, B * hk * 4),
+          *dob = th_poison(ctx, B * hv * 4);
+  float *sq = th_alloc(B * hk), *sk = th_alloc(B * hk), *sv = th_alloc(B * hv),
+        *sg = th_alloc(B * hk), *so = th_alloc(B * hv);
+  for (int t = P; t < T; t++) {
+    for (int b = 0; b < B; b++) {
+      size_t src = (size_t)(in.off[b] + t);
+      memcpy(sq + b * hk, in.q + src * hk, hk * 4);
+      memcpy(sk + b * hk, in.k + src * hk, hk * 4);
+      memcpy(sg + b * hk, in.g + src * hk, hk * 4);
+      memcpy(sv + b * hv, in.v + src * hv, hv * 4);
+    }
+    th_ok(ctx, dtr_buf_upload(ctx, dq, 0, sq, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dk, 0, sk, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dg, 0, sg, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dv, 0, sv, B * hv * 4), "upload");
+    th_ok(ctx, dtr_buf_fill(ctx, dob, 0, B * hv * 4, 0x7fc0dead), "fill");
+    th_ok(ctx,
+          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
+                            dtr_whole(dv), dtr_whole(dg), &dd),
+          "gla_decode");
+    th_get(ctx, dob, so, B * hv * 4);
+    for (int b = 0; b < B; b++)
+      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+  }
+  check("prefill + decode o == one forward", all, o, nv, 1e-4);
+  float *st = th_alloc(ns);
+  th_get(ctx, bS, st, ns * 4);
+  check("prefill + decode state == forward state_out", st, sT, ns, 1e-4);
+
+  /* decode alone from state_in, every token: against the oracle's decode */
+  double *S = to_d(in.s0, ns), *od = th_dalloc(B * hv), *ods = th_dalloc(nv);
+  th_ok(ctx, dtr_buf_upload(ctx, bS, 0, in.s0, ns * 4), "upload");
+  double *dqd = th_dalloc(B * hk), *dkd = th_dalloc(B * hk), *dvd = th_dalloc(B * hv),
+         *dgd = th_dalloc(B * hk);
+  for (int t = 0; t < T; t++) {
+    for (int b = 0; b < B; b++) {
+      size_t src = (size_t)(in.off[b] + t);
+      memcpy(sq + b * hk, in.q + src * hk, hk * 4);
+      memcpy(sk + b * hk, in.k + src * hk, hk * 4);
+      memcpy(sg + b * hk, in.g + src * hk, hk * 4);
+      memcpy(sv + b * hv, in.v + src * hv, hv * 4);
+      for (size_t i = 0; i < hk; i++)
+        dqd[b * hk + i] = sq[b * hk + i], dkd[b * hk + i] = sk[b * hk + i],
+        dgd[b * hk + i] = sg[b * hk + i];
+      for (size_t i = 0; i < hv; i++) dvd[b * hv + i] = sv[b * hv + i];
+    }
+    ref_gla_decode(od, S, dqd, dkd, dvd, dgd, B, H, K, V, d.scale);
+    for (int b = 0; b < B; b++)
+      memcpy(ods + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
+    th_ok(ctx, dtr_buf_upload(ctx, dq, 0, sq, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dk, 0, sk, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dg, 0, sg, B * hk * 4), "upload");
+    th_ok(ctx, dtr_buf_upload(ctx, dv, 0, sv, B * hv * 4), "upload");
+    th_ok(ctx,
+          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
+                            dtr_whole(dv), dtr_whole(dg), &dd),
+          "gla_decode");
+    th_get(ctx, dob, so, B * hv * 4);
+    for (int b = 0; b < B; b++)
+      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+  }
+  check("decode every token == oracle decode", all, ods, nv, 1e-4);
+  check("oracle decode == oracle forward", all, o, nv, 1e-4);
+  th_get(ctx, bS, st, ns * 4);
+  check("decode state == oracle state", st, S, ns, 1e-4);
+
+  dtr_buf *bb[] = {bq, bk, bv, bg, boff, bs0, bo, bS, dq, dk, dv, dg, dob};
+  for (int i = 0; i < 13; i++) dtr_buf_destroy(ctx, bb[i]);
+  free(pq), free(pk), free(pv), free(pg), free(po), free(all), free(sq), free(sk), free(sv),
+      free(sg), free(so), free(st), free(S), free(od), free(ods), free(dqd), free(dkd),
+      free(dvd), free(dgd);
+  free(q), free(k), free(v), free(g), free(s0), free(o), free(sT);
+  free_inputs(&in);
+}
+
+/* Finite differences of the oracle: L = <W, o> + <W2, S_T> in double. */
+typedef struct fdctx {
+  double *q, *k, *v, *g, *s0, *W, *W2, *o, *sT;
+  int32_t off[3];
+  int B, H, K, V;
+  double scale;
+} fdctx;
+
+static double fd_loss(void *ud) {
+  fdctx *f = ud;
+  ref_gla_chunk_fwd(f->o, f->sT, f->q, f->k, f->v, f->g, f->s0, f->off, f->B, f->H, f->K,
+                    f->V, f->scale);
+  int T = f->off[f->B];
+  double L = 0;
+  for (size_t i = 0; i < (size_t)T * f->H * f->V; i++) L += f->W[i] * f->o[i];
+  for (size_t i = 0; i < (size_t)f->B * f->H * f->K * f->V; i++) L += f->W2[i] * f->sT[i];
+  return L;
+}
+
+static void test_fd(void) {
+  fdctx f = {.B = 2, .H = 2, .K = 3, .V = 4, .off = {0, 5, 9}, .scale = 0.6};
+  int T = 9;
+  size_t nk = (size_t)T * f.H * f.K, nv = (size_t)T * f.H * f.V,
+         ns = (size_t)f.B * f.H * f.K * f.V;
+  double *arr[] = {f.q = th_dalloc(nk), f.k = th_dalloc(nk), f.v = th_dalloc(nv),
+                   f.g = th_dalloc(nk), f.s0 = th_dalloc(ns), f.W = th_dalloc(nv),
+                   f.W2 = th_dalloc(ns)};
+  size_t lens[] = {nk, nk, nv, nk, ns, nv, ns};
+  for (int a = 0; a < 7; a++)
+    for (size_t i = 0; i < lens[a]; i++) arr[a][i] = 2 * th_randu() - 1;
+  for (size_t i = 0; i < nk; i++) f.g[i] = log(0.5 + 0.499 * th_randu());
+  f.o = th_dalloc(nv), f.sT = th_dalloc(ns);
+  double *dq = th_dalloc(nk), *dk = th_dalloc(nk), *dv = th_dalloc(nv), *dg = th_dalloc(nk),
+         *ds0 = th_dalloc(ns);
+  ref_gla_chunk_bwd(dq, dk, dv, dg, ds0, f.W, f.W2, f.q, f.k, f.v, f.g, f.s0, f.off, f.B,
+                    f.H, f.K, f.V, f.scale);
+  double *an[] = {dq, dk, dv, dg, ds0};
+  double *xs[] = {f.q, f.k, f.v, f.g, f.s0};
+  size_t xl[] = {nk, nk, nv, nk, ns};
+  const char *nm[] = {"oracle dq vs finite differences", "oracle dk vs finite differences",
+                      "oracle dv vs finite differences", "oracle dgk vs finite differences",
+                      "oracle dstate_in vs finite differences"};
+  for (int a = 0; a < 5; a++) {
+    double *num = th_dalloc(xl[a]);
+    th_fd(fd_loss, &f, xs[a], xl[a], 1e-5, num);
+    th_check_d(nm[a], an[a], num, xl[a], 1e-7);
+    free(num);
+  }
+  for (int a = 0; a < 7; a++) free(arr[a]);
+  free(f.o), free(f.sT), free(dq), free(dk), free(dv), free(dg), free(ds0);
+}
+
+static double gate_loss_x[64], gate_loss_w[64];
+static double gate_loss(void *ud) {
+  (void)ud;
+  double gk[64], L = 0;
+  ref_gla_gate_fwd(gk, gate_loss_x, 64, 16.0);
+  for (int i = 0; i < 64; i++) L += gate_loss_w[i] * gk[i];
+  return L;
+}
+
+static void test_gate(dtr_ctx *ctx) {
+  const uint32_t n = 5000;
+  float *x = randf(n, -30, 30), *dg = randf(n, -1, 1), *got = th_alloc(n);
+  double *xd = to_d(x, n), *dgd = to_d(dg, n), *r = th_dalloc(n);
+  dtr_buf *bx = th_buf(ctx, x, n * 4), *bdg = th_buf(ctx, dg, n * 4),
+          *bo = th_poison(ctx, n * 4);
+  th_ok(ctx, dtr_op_gla_gate_fwd(ctx, dtr_whole(bo), dtr_whole(bx), n, 16.0f), "gate_fwd");
+  th_get(ctx, bo, got, n * 4);
+  ref_gla_gate_fwd(r, xd, n, 16.0);
+  th_check("gate fwd logsigmoid(x)/16", got, r, n, 1e-5, 0, 1e-5);
+  th_ok(ctx, dtr_buf_fill(ctx, bo, 0, n * 4, 0x7fc0dead), "fill");
+  th_ok(ctx, dtr_op_gla_gate_bwd(ctx, dtr_whole(bo), dtr_whole(bdg), dtr_whole(bx), n, 16.0f),
+        "gate_bwd");
+  th_get(ctx, bo, got, n * 4);
+  ref_gla_gate_bwd(r, dgd, xd, n, 16.0);
+  th_check("gate bwd", got, r, n, 1e-5, 1e-12, 1e-5);
+  /* the oracle's gate gradient against finite differences */
+  for (int i = 0; i < 64; i++)
+    gate_loss_x[i] = 20 * th_randu() - 10, gate_loss_w[i] = 2 * th_randu() - 1;
+  double an[64], num[64];
+  ref_gla_gate_bwd(an, gate_loss_w, gate_loss_x, 64, 16.0);
+  th_fd(gate_loss, NULL, gate_loss_x, 64, 1e-5, num);
+  th_check_d("oracle gate bwd vs finite differences", an, num, 64, 1e-7);
+  dtr_buf_destroy(ctx, bx), dtr_buf_destroy(ctx, bdg), dtr_buf_destroy(ctx, bo);
+  free(x), free(dg), free(got), free(xd), free(dgd), free(r);
+}
+
+/* A long sequence stays finite and matches the oracle. */
+static void test_long(dtr_ctx *ctx) {
+  gcase c = {"T=8192 H=2 K=V=64", 1, 2, 64, 64, {8192}, 1, 1, 0, 0.5, 0.999};
+  run_case(ctx, &c, 0);
+}
+
+static void test_errors(dtr_ctx *ctx) {
+  dtr_buf *b = th_buf(ctx, NULL, 4096);
+  dtr_view w = dtr_whole(b);
+  dtr_lin_desc d = {1, 16, 1, 6, 8, 0.5f, 0};
+  dtr_status st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
+  th_expect(st == DTR_ERR_INVALID, "K = 6 is refused (%s)", dtr_ctx_error(ctx));
+  d.K = 8;
+  d.Ttot = 1000;
+  st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
+  th_expect(st == DTR_ERR_INVALID, "a view too small is refused (%s)", dtr_ctx_error(ctx));
+  d.Ttot = 3000;
+  d.K = 64;
+  dtr_buf *big = th_buf(ctx, NULL, (size_t)3000 * 64 * 8 * 4);
+  dtr_view wb = dtr_whole(big);
+  st = dtr_op_gla_chunk_fwd(ctx, wb, DTR_NONE, wb, wb, wb, wb, DTR_NONE, wb, &d);
+  th_expect(st == DTR_ERR_UNSUPPORTED, "a long forward without state_out is refused (%s)",
+            dtr_ctx_error(ctx));
+  dtr_buf_destroy(ctx, big);
+  d.K = 8;
+  d.Ttot = 16;
+  d.chunk = 24;
+  st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
+  th_expect(st == DTR_ERR_INVALID, "chunk 24 is refused (%s)", dtr_ctx_error(ctx));
+  st = dtr_op_gla_gate_fwd(ctx, w, w, 2000, 16.0f);
+  th_expect(st == DTR_ERR_INVALID, "gate over a short view is refused (%s)",
+            dtr_ctx_error(ctx));
+  dtr_buf_destroy(ctx, b);
+}
+
+int main(void) {
+  dtr_ctx *ctx = th_ctx();
+  /* Two kernel shapes only (C, K, V) = (64, 64, 64) and (16, 16, 24): every new
+   * shape is a fresh pipeline, and lavapipe takes tens of seconds to compile the
+   * backward kernels once (the Mesa disk cache keeps them for later runs). */
+  const gcase cases[] = {
+      {"T=150 H=1 K=V=64", 1, 1, 64, 64, {150}, 0, 0, 0, 0.5, 0.999},
+      {"T=37 (< chunk) H=2 state_in", 1, 2, 64, 64, {37}, 1, 1, 0, 0.5, 0.999},
+      {"T=1 H=3", 1, 3, 64, 64, {1}, 1, 1, 0, 0.5, 0.999},
+      {"varlen {70,1,129,0,64} H=2", 5, 2, 64, 64, {70, 1, 129, 0, 64}, 1, 1, 0, 0.5,
+       0.999},
+      {"T=2500 varlen {2500,300}, windows of 1024 tokens", 2, 1, 64, 64, {2500, 300}, 1, 1,
+       0, 0.5, 0.999},
+      {"chunk 16, K=16 V=24, varlen {50,7} H=2", 2, 2, 16, 24, {50, 7}, 1, 1, 16, 0.5,
+       0.999},
+      {"strong decays e^-8..e^-4 (elementwise path)", 1, 2, 16, 24, {100}, 1, 1, 16, 3.4e-4,
+       1.8e-2},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+  test_decode(ctx);
+  test_fd();
+  test_gate(ctx);
+  test_long(ctx);
+  test_errors(ctx);
+  return th_finish();
+}
