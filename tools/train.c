@@ -1,0 +1,310 @@
+/* train.c — `dtr train`: trains the small Llama teacher from a train.json
+ * (host/train.h) and writes a Hugging Face model directory. Owns the command
+ * line, the token caches (each text file tokenized once into OUT/cache/), the
+ * progress and evaluation lines, periodic checkpoints and --resume. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "corpus.h"
+#include "tokenizer.h"
+#include "train.h"
+
+#define TOKCACHE_MAGIC "DTRTOK01"
+
+typedef struct {
+  char magic[8];
+  uint64_t src_size, tok_size;
+  int64_t src_mtime, tok_mtime;
+  uint64_t n;
+} tokcache_hdr;
+
+static int file_stat(const char *path, uint64_t *size, int64_t *mtime) {
+  struct stat sb;
+  if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return 0;
+  *size = (uint64_t)sb.st_size;
+  *mtime = (int64_t)sb.st_mtime;
+  return 1;
+}
+
+/* Tokenizes path (documents separated by <|endoftext|> lines) into *ids,
+ * reading OUT/cache/NAME.tokens when it was made from the same text and
+ * tokenizer files, else writing it (atomically). */
+static int load_tokens(dtr_tokenizer *tok, const char *tok_path, const char *path,
+                       const char *cache_dir, const char *name, int32_t **ids, size_t *n) {
+  tokcache_hdr h, want;
+  memset(&want, 0, sizeof want);
+  memcpy(want.magic, TOKCACHE_MAGIC, 8);
+  if (!file_stat(path, &want.src_size, &want.src_mtime)) {
+    fprintf(stderr, "dtr train: %s: cannot read (%s)\n", path, strerror(errno));
+    return 0;
+  }
+  file_stat(tok_path, &want.tok_size, &want.tok_mtime);
+  char cpath[1200], tmp[1300];
+  snprintf(cpath, sizeof cpath, "%s/%s.tokens", cache_dir, name);
+  FILE *f = fopen(cpath, "rb");
+  if (f) {
+    if (fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, want.magic, 8) &&
+        h.src_size == want.src_size && h.src_mtime == want.src_mtime &&
+        h.tok_size == want.tok_size && h.tok_mtime == want.tok_mtime) {
+      *ids = malloc((h.n ? h.n : 1) * 4);
+      if (*ids && fread(*ids, 4, h.n, f) == h.n) {
+        fclose(f);
+        *n = h.n;
+        fprintf(stderr, "dtr train: %s: %zu tokens (cached in %s)\n", path, *n, cpath);
+        return 1;
+      }
+      free(*ids);
+    }
+    fclose(f);
+  }
+  char *text, err[512];
+  size_t len;
+  if (dtr_read_text_file(path, 1, &text, &len, err, sizeof err)) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    return 0;
+  }
+  double t0 = cli_now();
+  size_t cap = len / 2 + 1024, cnt = 0;
+  int32_t *out = malloc(cap * 4);
+  const char *sep = DTR_CORPUS_EOT "\n";
+  size_t pos = 0;
+  int ok = out != NULL;
+  while (ok && pos < len) {
+    /* Chunks of about 256 KiB cut just after a document separator. */
+    size_t end = pos + 262144;
+    if (end >= len)
+      end = len;
+    else {
+      const char *e = strstr(text + end, sep);
+      end = e ? (size_t)(e - text) + strlen(sep) : len;
+    }
+    int32_t *piece;
+    size_t np;
+    if (dtr_tokenizer_encode(tok, text + pos, end - pos, 0, &piece, &np)) {
+      fprintf(stderr, "dtr train: %s: %s\n", path, dtr_tokenizer_error(tok));
+      ok = 0;
+      break;
+    }
+    if (cnt + np > cap) {
+      while (cnt + np > cap) cap *= 2;
+      int32_t *o2 = realloc(out, cap * 4);
+      if (!o2) ok = 0;
+      else out = o2;
+    }
+    if (ok) memcpy(out + cnt, piece, np * 4);
+    cnt += ok ? np : 0;
+    free(piece);
+    pos = end;
+  }
+  free(text);
+  if (!ok) {
+    free(out);
+    return 0;
+  }
+  fprintf(stderr, "dtr train: %s: %zu tokens (tokenized in %.1f s)\n", path, cnt,
+          cli_now() - t0);
+  want.n = cnt;
+  snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
+  f = fopen(tmp, "wb");
+  if (f && fwrite(&want, sizeof want, 1, f) == 1 && fwrite(out, 4, cnt, f) == cnt &&
+      fclose(f) == 0) {
+    if (rename(tmp, cpath)) fprintf(stderr, "dtr train: warning: cannot write %s\n", cpath);
+  } else {
+    if (f) fclose(f);
+    fprintf(stderr, "dtr train: warning: cannot write the token cache %s\n", cpath);
+  }
+  *ids = out;
+  *n = cnt;
+  return 1;
+}
+
+static int make_dir(const char *d) {
+  if (mkdir(d, 0777) && errno != EEXIST) {
+    fprintf(stderr, "dtr train: %s: cannot create directory: %s\n", d, strerror(errno));
+    return 0;
+  }
+  return 1;
+}
+
+static void fmt_dur(double s, char *b, size_t n) {
+  if (!(s >= 0) || s > 1e7) s = 0;
+  long x = (long)(s + 0.5);
+  if (x >= 3600)
+    snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
+  else
+    snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: dtr train --config train.json --out DIR [--resume] [--device N]\n"
+          "                 [--stop-after N]\n"
+          "  Trains a small Llama model from scratch (host/train.h documents train.json)\n"
+          "  and writes DIR/config.json, DIR/model.safetensors and DIR/tokenizer.json,\n"
+          "  a Hugging Face LlamaForCausalLM directory with tied embeddings.\n"
+          "  --config F      the training config (required)\n"
+          "  --out DIR       output directory (created); also holds\n"
+          "                  checkpoint.safetensors (weights, AdamW state, step, sampler)\n"
+          "                  and cache/*.tokens (the tokenized text)\n"
+          "  --resume        continue from DIR/checkpoint.safetensors exactly\n"
+          "  --device N      Vulkan device (see dtr info)\n"
+          "  --stop-after N  stop (with a checkpoint) after step N without changing the\n"
+          "                  schedule, e.g. to time a run or to test --resume\n");
+}
+
+int cmd_train(int argc, char **argv) {
+  const char *config = NULL, *out = NULL;
+  int resume = 0;
+  long device = -1, stop_after = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--resume")) {
+      resume = 1;
+    } else if (i + 1 < argc && !strcmp(a, "--config")) {
+      config = argv[++i];
+    } else if (i + 1 < argc && !strcmp(a, "--out")) {
+      out = argv[++i];
+    } else if (i + 1 < argc && !strcmp(a, "--device")) {
+      if (!cli_int(a, argv[++i], &device)) return 2;
+    } else if (i + 1 < argc && !strcmp(a, "--stop-after")) {
+      if (!cli_int(a, argv[++i], &stop_after)) return 2;
+    } else {
+      fprintf(stderr, "dtr train: unknown or incomplete flag '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (!config || !out) {
+    fprintf(stderr, "dtr train: --config and --out are required\n");
+    usage(stderr);
+    return 2;
+  }
+  char err[1024];
+  dtr_train_config c;
+  if (dtr_train_config_load(config, &c, err, sizeof err)) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    return 1;
+  }
+  if (dtr_train_config_check_files(&c, err, sizeof err)) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    return 1;
+  }
+  dtr_status st;
+  dtr_tokenizer *tok = dtr_tokenizer_load(c.tokenizer, &st, err, sizeof err);
+  if (!tok) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    return 1;
+  }
+  c.vocab = (uint32_t)dtr_tokenizer_vocab_size(tok);
+  int32_t eos = dtr_tokenizer_token_id(tok, DTR_CORPUS_EOT);
+  char cache[1100];
+  snprintf(cache, sizeof cache, "%s/cache", out);
+  int32_t *tr = NULL, *va = NULL, *re = NULL;
+  size_t ntr = 0, nva = 0, nre = 0;
+  int rc = 1;
+  dtr_ctx *ctx = NULL;
+  dtr_trainer *t = NULL;
+  if (!make_dir(out) || !make_dir(cache)) goto done;
+  if (!load_tokens(tok, c.tokenizer, c.train, cache, "train", &tr, &ntr)) goto done;
+  if (c.valid[0] && !load_tokens(tok, c.tokenizer, c.valid, cache, "valid", &va, &nva))
+    goto done;
+  if (c.recall[0] && c.recall_fraction > 0 &&
+      !load_tokens(tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
+    goto done;
+  if (!(ctx = cli_ctx((int)device))) goto done;
+  if (!(t = dtr_trainer_create(ctx, &c, err, sizeof err)) ||
+      dtr_trainer_set_data(t, tr, ntr, re, nre, va, nva, err, sizeof err)) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    goto done;
+  }
+  char ckpt[1200];
+  snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out);
+  if (resume) {
+    if (dtr_trainer_load_checkpoint(t, ckpt, err, sizeof err)) {
+      fprintf(stderr, "dtr train: --resume: %s\n", err);
+      goto done;
+    }
+    fprintf(stderr, "dtr train: resumed from %s at step %u\n", ckpt, dtr_trainer_steps_done(t));
+  }
+  size_t tok_per_step = (size_t)c.batch * c.seq_len;
+  fprintf(stderr,
+          "dtr train: %s on %s: %u layers, hidden %u, heads %u/%u, ffn %u, vocab %u: %.2fM "
+          "parameters (%.1f MB fp32); %u steps of %zu tokens; train %zu tokens%s\n",
+          config, dtr_ctx_device(ctx)->name, c.layers, c.hidden, c.heads, c.kv_heads,
+          c.intermediate, c.vocab, dtr_trainer_nparams(t) / 1e6,
+          dtr_trainer_nparams(t) * 4 / 1e6, c.steps, tok_per_step, ntr,
+          nre ? ", recall mixed in" : "");
+  double t0 = cli_now(), tlast = t0;
+  uint32_t s0 = dtr_trainer_steps_done(t), slast = s0;
+  while (dtr_trainer_steps_done(t) < c.steps) {
+    dtr_train_stats ss;
+    if (dtr_trainer_step(t, &ss, err, sizeof err)) {
+      fprintf(stderr, "dtr train: %s\n", err);
+      goto done;
+    }
+    uint32_t s = ss.step;
+    int last = s == c.steps || (stop_after >= 0 && s >= (uint32_t)stop_after);
+    if (s == 1 || last || (c.log_interval && s % c.log_interval == 0)) {
+      double now = cli_now();
+      double tps = (s - slast) * (double)tok_per_step / (now - tlast);
+      double all = (s - s0) * (double)tok_per_step / (now - t0);
+      char eta[32];
+      fmt_dur((c.steps - s) * (double)tok_per_step / all, eta, sizeof eta);
+      fprintf(stderr,
+              "step %5u/%u | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %s\n", s,
+              c.steps, ss.loss, ss.lr, ss.gnorm, tps, eta);
+      tlast = now;
+      slast = s;
+    }
+    if (nva && ((c.eval_interval && s % c.eval_interval == 0) || last)) {
+      double vl;
+      double te = cli_now();
+      if (dtr_trainer_eval(t, &vl, err, sizeof err)) {
+        fprintf(stderr, "dtr train: %s\n", err);
+        goto done;
+      }
+      fprintf(stderr, "eval  %5u | valid loss %.4f | perplexity %.2f\n", s, vl, exp(vl));
+      double dt = cli_now() - te; /* keep eval time out of tokens/s */
+      tlast += dt;
+      t0 += dt;
+    }
+    if ((c.checkpoint_interval && s % c.checkpoint_interval == 0) || last) {
+      double te = cli_now();
+      if (dtr_trainer_save_checkpoint(t, ckpt, err, sizeof err)) {
+        fprintf(stderr, "dtr train: %s\n", err);
+        goto done;
+      }
+      double dt = cli_now() - te;
+      tlast += dt;
+      t0 += dt;
+    }
+    if (stop_after >= 0 && s >= (uint32_t)stop_after && s < c.steps) {
+      fprintf(stderr, "dtr train: stopped after step %u (resume with --resume)\n", s);
+      rc = 0;
+      goto done;
+    }
+  }
+  if (dtr_trainer_save_hf(t, out, c.tokenizer, eos, err, sizeof err)) {
+    fprintf(stderr, "dtr train: %s\n", err);
+    goto done;
+  }
+  fprintf(stderr, "dtr train: wrote %s (config.json, model.safetensors, tokenizer.json)\n", out);
+  rc = 0;
+done:
+  if (ctx && dtr_ctx_profiling(ctx)) dtr_ctx_profile_report(ctx, stderr);
+  dtr_trainer_destroy(t);
+  dtr_ctx_destroy(ctx);
+  dtr_tokenizer_free(tok);
+  free(tr);
+  free(va);
+  free(re);
+  return rc;
+}
