@@ -8,6 +8,15 @@
  * query rows of all heads sharing that kv head), so every gradient element is
  * summed by one invocation in a fixed order: deterministic, no atomics, no
  * scratch, memory linear in the sequence length.
+ *
+ * Every kernel has a twin *_tex: the plain ones read storage buffers and share
+ * keys (rows) across a subgroup (the GPU path); the _tex ones read q, k, v
+ * (and dout, out) as vec4 texel buffers with each lane walking keys on its
+ * own and its rows' head-dim vectors in registers, chosen on CPU devices
+ * because llvmpipe loads storage buffers lane by lane but fetches texels with
+ * one vector gather (see shaders/attention_fwd_tex.comp). DTR_ATTN_TEXEL=0/1
+ * forces the choice (the tests run both); the texel path is only taken where
+ * the views meet the device's texel alignment and size limits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +62,49 @@ static attn_tile attn_pick_tile(dtr_ctx *ctx, uint32_t D) {
   }
   if (t.wg > di->max_workgroup_invocations) t.wg = di->max_workgroup_invocations;
   return t;
+}
+
+/* Tile of the *_tex kernels: wg lanes owning `rows` consecutive rows (keys
+ * for dkdv) each, walking keys (rows) in blocks of kb. More rows per lane
+ * share each texel fetch among more rows but hold more D/4-vec4 register
+ * arrays (fwd 2 per row, bwd_dq 3, bwd_dkdv 4), which spill and stretch
+ * llvmpipe's pipeline compile; the defaults were measured on lavapipe at
+ * D = 64 and 128. The environment variable env ("wg,rows,kb") overrides (for
+ * tuning). */
+static attn_tile attn_pick_tex_tile(dtr_ctx *ctx, uint32_t rows, const char *env_name) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  attn_tile t;
+  t.wg = di->subgroup_size ? di->subgroup_size : 8;
+  t.rows = rows;
+  t.kb = 4;
+  const char *env = getenv(env_name);
+  if (env) {
+    char *end;
+    unsigned long w = strtoul(env, &end, 10);
+    unsigned long r = (*end == ',') ? strtoul(end + 1, &end, 10) : t.rows;
+    unsigned long k = (*end == ',') ? strtoul(end + 1, NULL, 10) : t.kb;
+    if (w >= 1 && w <= 1024) t.wg = (uint32_t)w;
+    if (r >= 1 && r <= 8) t.rows = (uint32_t)r;
+    if (k >= 1 && k <= 16) t.kb = (uint32_t)k;
+  }
+  if (t.wg > di->max_workgroup_invocations) t.wg = di->max_workgroup_invocations;
+  return t;
+}
+
+/* The view of the first n floats of v, for binding as a texel buffer. */
+static dtr_view tex_view(dtr_view v, uint64_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
+
+/* True when the texel kernels should run: DTR_ATTN_TEXEL=0/1 if set, else on
+ * CPU devices; and only if every view (of n[i] floats) can be a texel buffer. */
+static int attn_use_texel(dtr_ctx *ctx, const dtr_view *v, const uint64_t *n, int count) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  const char *env = getenv("DTR_ATTN_TEXEL");
+  int want = env && *env ? *env != '0' : di->type == DTR_DEVICE_CPU;
+  if (!want) return 0;
+  uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
+  for (int i = 0; i < count; i++)
+    if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
+  return 1;
 }
 
 static size_t view_bytes(dtr_view v) {
@@ -148,6 +200,14 @@ dtr_status dtr_op_attention_fwd(dtr_ctx *ctx, dtr_view out, dtr_view lse, dtr_vi
       (st = need_view(ctx, q, "q", s.qn)) || (st = need_view(ctx, k, "k", s.kvn)) ||
       (st = need_view(ctx, v, "v", s.kvn)))
     return st;
+  dtr_view tv[3] = {q, k, v};
+  uint64_t tn[3] = {s.qn, s.kvn, s.kvn};
+  if (attn_use_texel(ctx, tv, tn, 3)) {
+    dtr_arg args[5] = {DTR_OUT(out), DTR_OUT(lse), DTR_TEX(tex_view(q, s.qn)),
+                       DTR_TEX(tex_view(k, s.kvn)), DTR_TEX(tex_view(v, s.kvn))};
+    return attn_dispatch(ctx, "attention_fwd_tex", d, attn_pick_tex_tile(ctx, d->D <= 128 ? 4 : 2, "DTR_ATTN_TEX_TILE"),
+                         d->Tq * (d->Hq / d->Hkv), args, 5);
+  }
   attn_tile t = attn_pick_tile(ctx, d->D);
   dtr_arg args[5] = {DTR_OUT(out), DTR_OUT(lse), DTR_IN(q), DTR_IN(k), DTR_IN(v)};
   return attn_dispatch(ctx, "attention_fwd", d, t, d->Tq * (d->Hq / d->Hkv), args, 5);
@@ -165,6 +225,23 @@ dtr_status dtr_op_attention_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
       (st = need_view(ctx, v, "v", s.kvn)) || (st = need_view(ctx, out, "out", s.qn)) ||
       (st = need_view(ctx, lse, "lse", s.ln)))
     return st;
+  dtr_view tv[5] = {dout, q, k, v, out};
+  uint64_t tn[5] = {s.qn, s.qn, s.kvn, s.kvn, s.qn};
+  if (attn_use_texel(ctx, tv, tn, 5)) {
+    dtr_arg dqt = DTR_TEX(tex_view(dout, s.qn)), qt = DTR_TEX(tex_view(q, s.qn)),
+            kt = DTR_TEX(tex_view(k, s.kvn)), vt = DTR_TEX(tex_view(v, s.kvn)),
+            ot = DTR_TEX(tex_view(out, s.qn));
+    dtr_arg qa[7] = {DTR_OUT(dq), dqt, qt, kt, vt, ot, DTR_IN(lse)};
+    st = attn_dispatch(ctx, "attention_bwd_dq_tex", d,
+                       attn_pick_tex_tile(ctx, d->D <= 64 ? 4 : d->D <= 128 ? 2 : 1,
+                                          "DTR_ATTN_TEX_TILE_DQ"),
+                       d->Tq * (d->Hq / d->Hkv), qa, 7);
+    if (st) return st;
+    dtr_arg ka[8] = {DTR_OUT(dk), DTR_OUT(dv), dqt, qt, kt, vt, ot, DTR_IN(lse)};
+    return attn_dispatch(ctx, "attention_bwd_dkdv_tex", d,
+                         attn_pick_tex_tile(ctx, d->D <= 64 ? 2 : 1, "DTR_ATTN_TEX_TILE_DKDV"),
+                         d->Tk, ka, 8);
+  }
   attn_tile t = attn_pick_tile(ctx, d->D);
   dtr_arg qa[7] = {DTR_OUT(dq), DTR_IN(dout), DTR_IN(q),  DTR_IN(k),
                    DTR_IN(v),   DTR_IN(out),  DTR_IN(lse)};

@@ -18,6 +18,12 @@
  * compile time explodes with the size of fully unrolled head-dim code (tens of
  * seconds at D = 64, minutes at 128), and a rolled loop cannot index register
  * arrays cheaply. Only the block loops (KB keys x ROWS rows) are unrolled.
+ *
+ * The *_tex kernels (texel-buffer inputs, the CPU path) differ: no subgroup
+ * sharing, each lane owns ROWS consecutive rows (or keys) and holds their
+ * head-dim vectors in registers as D/4 vec4 with the head-dim loops unrolled;
+ * the host keeps ROWS small enough at large D that the compile stays at a few
+ * seconds per pipeline.
  */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require

@@ -12,6 +12,9 @@
 #include "harness.h"
 #include "ref_attention.h"
 
+/* The kernel path under test ("ssbo" or "texel"), named in every check. */
+static const char *g_path = "";
+
 static size_t qn_of(const dtr_attn_desc *d) { return (size_t)d->B * d->Tq * d->Hq * d->D; }
 static size_t kn_of(const dtr_attn_desc *d) { return (size_t)d->B * d->kv_cap * d->Hkv * d->D; }
 static size_t ln_of(const dtr_attn_desc *d) { return (size_t)d->B * d->Hq * d->Tq; }
@@ -56,8 +59,8 @@ static double maxabs(const double *x, size_t n) {
 /* Forward and backward of one shape against the reference. */
 static void check_case(dtr_ctx *ctx, const dtr_attn_desc *d) {
   char name[160], what[200];
-  snprintf(name, sizeof name, "B=%u Tq=%u Tk=%u cap=%u Hq=%u Hkv=%u D=%u", d->B, d->Tq, d->Tk,
-           d->kv_cap, d->Hq, d->Hkv, d->D);
+  snprintf(name, sizeof name, "[%s] B=%u Tq=%u Tk=%u cap=%u Hq=%u Hkv=%u D=%u", g_path, d->B,
+           d->Tq, d->Tk, d->kv_cap, d->Hq, d->Hkv, d->D);
   size_t qn = qn_of(d), kn = kn_of(d), ln = ln_of(d);
   size_t kc = (size_t)d->B * d->Tk * d->Hkv * d->D; /* compact k rows */
   float *q = th_alloc(qn), *k = th_alloc(kn), *v = th_alloc(kn), *dout = th_alloc(qn);
@@ -150,7 +153,7 @@ static void check_deterministic(dtr_ctx *ctx) {
   }
   th_expect(!memcmp(g[0][0], g[1][0], qn * 4) && !memcmp(g[0][1], g[1][1], kn * 4) &&
                 !memcmp(g[0][2], g[1][2], kn * 4),
-            "bwd is deterministic (two runs, same bits)");
+            "[%s] bwd is deterministic (two runs, same bits)", g_path);
   for (int run = 0; run < 2; run++)
     for (int t = 0; t < 3; t++) free(g[run][t]);
   free(x);
@@ -250,7 +253,7 @@ static int cmp_d(const void *a, const void *b) {
 /* Median of reps timed runs after a warm-up. Flops of a causal forward:
  * 4 B H D T (T + 1) / 2 (two matmuls over the lower triangle); the backward is
  * counted as the usual 2.5x that (five matmuls), though it recomputes S and dP. */
-static void bench(dtr_ctx *ctx, uint32_t T, uint32_t D, uint32_t H, int reps) {
+static void bench(dtr_ctx *ctx, uint32_t T, uint32_t D, uint32_t H, int reps, int bwd) {
   dtr_attn_desc d = mk(1, T, T, T, H, H, D);
   size_t qn = qn_of(&d), ln = ln_of(&d);
   float *x = th_alloc(qn);
@@ -259,26 +262,29 @@ static void bench(dtr_ctx *ctx, uint32_t T, uint32_t D, uint32_t H, int reps) {
   for (int i = 0; i < 10; i++) b[i] = th_buf(ctx, x, qn * 4);
   dtr_buf *bl = th_poison(ctx, ln * 4);
   double flops = 4.0 * H * D * (double)T * (T + 1) / 2;
-  double tf[16], tb[16];
+  double tf[16], tb[16], tfirst = 0;
   for (int r = -1; r < reps; r++) {
     double t0 = now_s();
     th_ok(ctx, dtr_op_attention_fwd(ctx, dtr_whole(b[0]), dtr_whole(bl), dtr_whole(b[1]),
                                     dtr_whole(b[2]), dtr_whole(b[3]), &d), "fwd");
     th_submit(ctx);
     double t1 = now_s();
-    th_ok(ctx, dtr_op_attention_bwd(ctx, dtr_whole(b[4]), dtr_whole(b[5]), dtr_whole(b[6]),
+    if (bwd)
+      th_ok(ctx, dtr_op_attention_bwd(ctx, dtr_whole(b[4]), dtr_whole(b[5]), dtr_whole(b[6]),
                                     dtr_whole(b[7]), dtr_whole(b[1]), dtr_whole(b[2]),
                                     dtr_whole(b[3]), dtr_whole(b[0]), dtr_whole(bl), &d),
           "bwd");
     th_submit(ctx);
     double t2 = now_s();
-    if (r >= 0) { tf[r] = t1 - t0; tb[r] = t2 - t1; }
+    if (r >= 0) { tf[r] = t1 - t0; tb[r] = t2 - t1; } else tfirst = t1 - t0;
   }
   qsort(tf, reps, sizeof *tf, cmp_d);
   qsort(tb, reps, sizeof *tb, cmp_d);
-  printf("bench T=%u D=%u H=%u: fwd %.1f ms %.2f GFLOP/s, bwd %.1f ms %.2f GFLOP/s\n", T, D,
-         H, tf[reps / 2] * 1e3, flops / tf[reps / 2] * 1e-9, tb[reps / 2] * 1e3,
-         2.5 * flops / tb[reps / 2] * 1e-9);
+  printf("bench T=%u D=%u H=%u: fwd %.1f ms %.2f GFLOP/s (first call, compile included, "
+         "%.0f ms)", T, D, H, tf[reps / 2] * 1e3, flops / tf[reps / 2] * 1e-9, tfirst * 1e3);
+  if (bwd)
+    printf(", bwd %.1f ms %.2f GFLOP/s", tb[reps / 2] * 1e3, 2.5 * flops / tb[reps / 2] * 1e-9);
+  printf("\n");
   for (int i = 0; i < 10; i++) dtr_buf_destroy(ctx, b[i]);
   dtr_buf_destroy(ctx, bl);
   free(x);
@@ -288,11 +294,20 @@ int main(void) {
   dtr_ctx *ctx = th_ctx();
   const char *b = getenv("DTR_ATTN_BENCH");
   if (b && *b && *b != '0') {
-    int reps = 3;
-    bench(ctx, 512, 64, 8, reps);
-    bench(ctx, 512, 128, 8, reps);
-    bench(ctx, 2048, 64, 8, reps);
-    bench(ctx, 2048, 128, 8, reps);
+    /* DTR_ATTN_BENCH=1: the standard shapes; "T,D,H" one shape.
+     * DTR_ATTN_BENCH_BWD=0 times the forward only. */
+    int reps = 5;
+    const char *bb = getenv("DTR_ATTN_BENCH_BWD");
+    int bwd = !bb || *bb != '0';
+    unsigned T, D, H;
+    if (sscanf(b, "%u,%u,%u", &T, &D, &H) == 3) {
+      bench(ctx, T, D, H, reps, bwd);
+    } else {
+      bench(ctx, 512, 64, 8, reps, bwd);
+      bench(ctx, 512, 128, 8, reps, bwd);
+      bench(ctx, 2048, 64, 8, reps, bwd);
+      bench(ctx, 2048, 128, 8, reps, bwd);
+    }
     return th_finish();
   }
 
@@ -307,11 +322,21 @@ int main(void) {
       mk(1, 19, 23, 23, 2, 1, 32),    /* another head dim */
       mk(1, 13, 13, 16, 2, 2, 256),   /* the largest head dim */
   };
+  /* Both kernel paths (the op reads DTR_ATTN_TEXEL on every call): storage
+   * buffers (GPUs) and texel buffers (CPU devices). A DTR_ATTN_TEXEL set by
+   * the caller runs that path alone. */
+  const char *forced = getenv("DTR_ATTN_TEXEL");
+  int path_lo = 0, path_hi = 1;
+  if (forced && *forced) path_lo = path_hi = *forced != '0';
   const char *only = getenv("DTR_ATTN_ONLY"); /* run one case (debugging) */
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-    if (!only || (size_t)atoi(only) == i) check_case(ctx, &cases[i]);
+  for (int path = path_lo; path <= path_hi; path++) {
+    setenv("DTR_ATTN_TEXEL", path ? "1" : "0", 1);
+    g_path = path ? "texel" : "ssbo";
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+      if (!only || (size_t)atoi(only) == i) check_case(ctx, &cases[i]);
+    if (!only) check_deterministic(ctx);
+  }
   if (only) return th_finish();
-  check_deterministic(ctx);
 
   dtr_attn_desc fd1 = mk(1, 3, 5, 6, 4, 2, 4);
   dtr_attn_desc fd2 = mk(2, 4, 4, 4, 2, 2, 8);
