@@ -110,6 +110,117 @@ static int can_vec(const gemm *g, const tiles *t, uint32_t ra, uint32_t rb) {
 
 static uint32_t ceil_div(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 
+/* ---- texel path (CPU devices) ----------------------------------------------
+ * matmul_tex reads A and B as vec4 texel buffers (lavapipe gathers texels as
+ * vectors but loads storage buffers lane by lane, see matmul_tex.comp). It
+ * needs every texel it reads to hold 4 consecutive elements of one row (or
+ * column), so K, the contiguous extents, leading dimensions, batch strides and
+ * offsets must be multiples of 4; fp32 B only. Elsewhere matmul.comp runs. */
+
+/* Whether to take the texel path where it applies: on CPU devices, unless
+ * DTR_MATMUL_TEXEL=0/1 says otherwise (tests force each path). */
+static int texel_wanted(dtr_ctx *ctx) {
+  const char *e = getenv("DTR_MATMUL_TEXEL");
+  if (e && *e) return *e == '1';
+  return dtr_ctx_device(ctx)->type == DTR_DEVICE_CPU;
+}
+
+static int can_tex(const gemm *g) {
+  if (g->b_f16 || g->K % 4 || g->lda % 4 || g->ldb % 4) return 0;
+  if (g->batch > 1 && (g->sa % 4 || g->sb % 4)) return 0;
+  if (g->ta && g->M % 4) return 0;
+  if (!g->tb && g->N % 4) return 0;
+  return 1;
+}
+
+/* A texel view of extent fp32 elements from o: its start at the device's texel
+ * offset alignment (and at least 16 bytes) at or below o, o's position in it in
+ * elements in *res (must be a multiple of 4), its size whole texels inside the
+ * buffer and the binding limit. 0 when that is impossible. */
+static int bind_tex(dtr_ctx *ctx, operand o, size_t extent, dtr_view *v, uint32_t *res) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  size_t align = di->min_texel_offset_align < 16 ? 16 : di->min_texel_offset_align;
+  size_t start = o.off - o.off % align;
+  size_t size = (o.off - start) + extent * 4;
+  size = (size + 15) & ~(size_t)15;
+  if ((o.off - start) % 16 || size > dtr_buf_size(o.buf) - start ||
+      size / 16 > di->max_texel_buffer_elements)
+    return 0;
+  *res = (uint32_t)((o.off - start) / 4);
+  *v = (dtr_view){o.buf, start, size};
+  return 1;
+}
+
+/* Tiles of matmul_tex: workgroup (wgx, wgy), each invocation rm x cn of C.
+ * 8x8 blocks in 16x4 workgroups (32 x 128 of C each) measured best for 1024^3
+ * on lavapipe (NT 27 GFLOP/s in a quiet moment; 16x4 blocks ~0.75x, 8x8
+ * workgroups ~0.5x, a wgx under the SIMD width of 8 halves the speed). The
+ * machine was busy: re-tune with DTR_MATMUL_TEX_TILES on a quiet one. */
+static tiles choose_tex_tiles(dtr_ctx *ctx, const gemm *g) {
+  tiles t = {16, 4, 8, 8};
+  const char *env = getenv("DTR_MATMUL_TEX_TILES"); /* "wgx,wgy,rm,cn" (tuning, tests) */
+  unsigned x, y, r, c;
+  if (env && sscanf(env, "%u,%u,%u,%u", &x, &y, &r, &c) == 4 && x && y && r && c && r <= 16 &&
+      c <= 16 && r % 4 == 0 && c % 4 == 0 &&
+      x * y <= dtr_ctx_device(ctx)->max_workgroup_invocations)
+    t = (tiles){x, y, r, c};
+  if (g->M == 1) t = (tiles){t.wgx * t.wgy, 1, 1, 4}; /* one row: lanes along n */
+  return t;
+}
+
+/* Records g on matmul_tex (or its matrix-vector variant); 1 if it did (or
+ * failed, *st says), 0 if this gemm cannot take the texel path. */
+static int dispatch_tex(dtr_ctx *ctx, const gemm *g, dtr_status *st) {
+  if (!texel_wanted(ctx) || !can_tex(g)) return 0;
+  dtr_pc_matmul pc;
+  memset(&pc, 0, sizeof pc);
+  dtr_view va, vb;
+  if (!bind_tex(ctx, g->a, ext_a(g), &va, &pc.a_off) ||
+      !bind_tex(ctx, g->b, ext_b(g), &vb, &pc.b_off) || pc.a_off % 4 || pc.b_off % 4)
+    return 0;
+  dtr_arg args[4];
+  args[0] = DTR_OUT(bind(ctx, g->c, ext_c(g), 4, &pc.c_off));
+  args[1] = DTR_TEX(va);
+  args[2] = DTR_TEX(vb);
+  if (g->bias_mode)
+    args[3] = DTR_IN(bind(ctx, g->bias, g->bias_mode == 1 ? g->N : g->M, 4, &pc.bias_off));
+  else
+    args[3] = args[0]; /* unused binding: any valid storage view */
+  pc.M = g->M, pc.N = g->N, pc.K = g->K;
+  pc.lda = (uint32_t)g->lda, pc.ldb = (uint32_t)g->ldb;
+  pc.scm = (uint32_t)g->scm, pc.scn = (uint32_t)g->scn;
+  pc.stride_a = (uint32_t)g->sa, pc.stride_b = (uint32_t)g->sb, pc.stride_c = (uint32_t)g->sc;
+  pc.alpha = g->alpha, pc.beta = g->beta;
+  pc.bias_mode = (uint32_t)g->bias_mode;
+
+  /* Matrix-vector (one row, B stored (N, K)): a subgroup splits K of RN rows of
+   * B; needs the subgroup to be exactly one workgroup row (fixed size). */
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  uint32_t sg = di->subgroup_size;
+  const char *nomv = getenv("DTR_MATMUL_NOMV");
+  int mv = g->M == 1 && g->tb && sg >= 2 && di->subgroup_min == sg && di->subgroup_max == sg &&
+           sg * 8 <= di->max_workgroup_invocations && !(nomv && *nomv == '1');
+  dtr_dispatch_desc dd = {.args = args, .nargs = 4, .push = &pc, .push_size = sizeof pc};
+  uint32_t spec[6];
+  dd.spec = spec, dd.nspec = 6;
+  if (mv) {
+    const uint32_t wgy = 8, rn = 4;
+    uint32_t s[6] = {sg, wgy, 1, rn, 0, 1};
+    memcpy(spec, s, sizeof s);
+    dd.kernel = "matmul_tex_mv";
+    dd.groups[0] = 1, dd.groups[1] = ceil_div(g->N, wgy * rn), dd.groups[2] = g->batch;
+  } else {
+    tiles t = choose_tex_tiles(ctx, g);
+    uint32_t s[6] = {t.wgx, t.wgy, t.rm, t.cn, (uint32_t)g->ta, (uint32_t)g->tb};
+    memcpy(spec, s, sizeof s);
+    dd.kernel = "matmul_tex";
+    dd.groups[0] = ceil_div(g->N, t.wgx * t.cn), dd.groups[1] = ceil_div(g->M, t.wgy * t.rm);
+    dd.groups[2] = g->batch;
+  }
+  *st = dtr_dispatch(ctx, &dd);
+  return 1;
+}
+
 /* Records one dispatch of a gemm whose operands all fit a binding. */
 static dtr_status dispatch_gemm(dtr_ctx *ctx, const gemm *g0) {
   gemm g = *g0;
@@ -130,6 +241,8 @@ static dtr_status dispatch_gemm(dtr_ctx *ctx, const gemm *g0) {
    * leading dimension is 1; say so, so the vec4 path applies. */
   if (g.M == 1 && g.ta && g.lda == 1) g.ta = 0, g.lda = g.K;
   if (g.N == 1 && !g.tb && g.ldb == 1) g.tb = 1, g.ldb = g.K;
+  dtr_status tst;
+  if (dispatch_tex(ctx, &g, &tst)) return tst;
   size_t besize = g.b_f16 ? 2 : 4;
   dtr_pc_matmul pc;
   memset(&pc, 0, sizeof pc);
@@ -189,6 +302,23 @@ static dtr_status run_gemm(dtr_ctx *ctx, const gemm *g) {
   const dtr_device_info *di = dtr_ctx_device(ctx);
   uint64_t lim = di->max_storage_buffer_range;
   size_t besize = g->b_f16 ? 2 : 4;
+  /* llvmpipe ends an invocation's loops silently after 65535 iterations in all;
+   * the kernels loop once per k (scalar path) or per 4 k, so a long K runs as
+   * chunks of at most KCHUNK, each after the first accumulating (beta = 1,
+   * bias added once). KCHUNK % 64 == 0 keeps the vec4 / texel alignment. */
+  enum { KCHUNK = 32768 };
+  if (g->K > KCHUNK) {
+    for (uint32_t k = 0; k < g->K; k += KCHUNK) {
+      gemm s = *g;
+      s.K = g->K - k < KCHUNK ? g->K - k : KCHUNK;
+      s.a.off += (g->ta ? k * g->lda : k) * 4;
+      s.b.off += (g->tb ? k : k * g->ldb) * besize;
+      if (k) s.beta = 1.0f, s.bias_mode = 0;
+      dtr_status st = run_gemm(ctx, &s);
+      if (st) return st;
+    }
+    return DTR_OK;
+  }
   int big_a = bound_bytes(ctx, g->a, ext_a(g), 4) > lim;
   int big_b = bound_bytes(ctx, g->b, ext_b(g), besize) > lim;
   int big_c = bound_bytes(ctx, g->c, ext_c(g), 4) > lim;

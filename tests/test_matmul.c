@@ -1,7 +1,10 @@
 /* test_matmul.c — dtr_op_matmul and dtr_op_matmul_bwd against the double
  * reference: every transpose case, batches with padded and broadcast (0)
- * strides, odd sizes, M/N/K = 1, bias, alpha/beta, the vec4 and scalar kernel
- * paths, fp16 B, the binding-range split, argument errors; and the reference's
+ * strides, odd sizes, edge tiles, M/N/K = 1, bias, alpha/beta, each kernel path
+ * (texel matmul_tex and its matrix-vector variant, forced with
+ * DTR_MATMUL_TEXEL=1; the storage-buffer kernel's vec4 and scalar paths with
+ * DTR_MATMUL_TEXEL=0; which kernel ran is checked through the profiler), fp16 B,
+ * the K split, the binding-range split, argument errors; and the reference's
  * gradients against finite differences of its forward. */
 #include <math.h>
 #include <stdio.h>
@@ -55,9 +58,38 @@ static void gather_cd(const dtr_matmul_desc *d, const double *src, double *dst) 
     memcpy(dst + (size_t)b * d->M * d->N, src + b * d->stride_c, (size_t)d->M * d->N * sizeof *dst);
 }
 
-static double tol_atol(uint32_t K) { return 1e-6 * (4.0 + sqrt((double)K)); }
+/* Absolute tolerance for a sum of K products of values in [-1, 1]: a random
+ * walk of roundings, plus a term linear in K for the long sums (K ~ 33000) whose
+ * partial sums grow large and round coarsely in fp32. */
+static double tol_atol(uint32_t K) { return 1e-6 * (4.0 + sqrt((double)K)) + 2e-8 * K; }
 
-static void test_forward(dtr_ctx *ctx, const tcase *c, int f16, const char *path) {
+/* Which kernel a forward must run: any, matmul_tex, matmul_tex_mv, or none of
+ * the texel ones (the storage-buffer matmul). */
+enum { P_ANY, P_TEX, P_MV, P_SSBO };
+
+/* The profiler's per-kernel report since the last call (empty if off). */
+static void kernels_ran(dtr_ctx *ctx, char *out, size_t n) {
+  out[0] = 0;
+  FILE *f = tmpfile();
+  if (!f) return;
+  dtr_ctx_profile_report(ctx, f);
+  rewind(f);
+  size_t r = fread(out, 1, n - 1, f);
+  out[r] = 0;
+  fclose(f);
+}
+
+static void check_path(dtr_ctx *ctx, int path, const char *what) {
+  char rep[2048];
+  kernels_ran(ctx, rep, sizeof rep);
+  if (path == P_ANY || !dtr_ctx_profiling(ctx)) return;
+  int tex = strstr(rep, "matmul_tex ") != NULL, mv = strstr(rep, "matmul_tex_mv") != NULL;
+  int ok = path == P_TEX ? tex && !mv : path == P_MV ? mv : !tex && !mv;
+  th_expect(ok, "%s ran %s", what,
+            path == P_TEX ? "matmul_tex" : path == P_MV ? "matmul_tex_mv" : "no texel kernel");
+}
+
+static void test_forward(dtr_ctx *ctx, const tcase *c, int f16, const char *path, int want) {
   dtr_matmul_desc d = make_desc(c);
   d.b_f16 = f16;
   size_t na = ref_matmul_size_a(&d), nb = ref_matmul_size_b(&d), nc = ref_matmul_size_c(&d);
@@ -82,6 +114,8 @@ static void test_forward(dtr_ctx *ctx, const tcase *c, int f16, const char *path
   dtr_buf *bB = f16 ? th_buf(ctx, Bh, nb * 2 + 2) : th_buf(ctx, B, nb * 4);
   dtr_buf *bbias = th_buf(ctx, bias, c->N * 4);
   dtr_buf *bC = c->beta != 0 ? th_buf(ctx, C0, nc * 4) : th_poison(ctx, nc * 4);
+  char rep[2048];
+  kernels_ran(ctx, rep, sizeof rep); /* forget earlier kernels */
   th_ok(ctx,
         dtr_op_matmul(ctx, dtr_whole(bC), dtr_whole(bA), dtr_whole(bB),
                       c->bias ? dtr_whole(bbias) : DTR_NONE, &d),
@@ -100,6 +134,7 @@ static void test_forward(dtr_ctx *ctx, const tcase *c, int f16, const char *path
            f16 ? " b_f16" : "", path, c->M, c->N, c->K, c->batch, c->ta, c->tb, c->bias, c->smode,
            c->alpha, c->beta);
   th_check(what, g2, r2, n, 1e-5, tol_atol(c->K), 1e-4);
+  check_path(ctx, want, what);
   dtr_buf_destroy(ctx, bA);
   dtr_buf_destroy(ctx, bB);
   dtr_buf_destroy(ctx, bbias);
@@ -311,7 +346,41 @@ static void test_errors(dtr_ctx *ctx) {
   dtr_buf_destroy(ctx, b);
 }
 
+/* A's view at byte offset off inside a bigger buffer: 16-byte multiples keep
+ * the texel path, other offsets must fall back to the storage-buffer kernel. */
+static void test_offset(dtr_ctx *ctx, size_t off, int want) {
+  tcase c = {12, 20, 24, 1, 0, 1, 1, ST_DENSE, 1.0f, 0.0f};
+  dtr_matmul_desc d = make_desc(&c);
+  size_t na = (size_t)c.M * c.K, nb = (size_t)c.N * c.K, nc = (size_t)c.M * c.N;
+  size_t pad = off / 4;
+  float *A = th_alloc(na + pad + 4), *B = th_alloc(nb), *bias = th_alloc(c.N);
+  th_rand(A, na + pad + 4, -1, 1);
+  th_rand(B, nb, -1, 1);
+  th_rand(bias, c.N, -1, 1);
+  double *ref = th_dalloc(nc);
+  ref_matmul(ref, A + pad, B, bias, &d);
+  dtr_buf *bA = th_buf(ctx, A, (na + pad + 4) * 4), *bB = th_buf(ctx, B, nb * 4);
+  dtr_buf *bb = th_buf(ctx, bias, c.N * 4), *bC = th_poison(ctx, nc * 4);
+  char rep[2048];
+  kernels_ran(ctx, rep, sizeof rep);
+  th_ok(ctx,
+        dtr_op_matmul(ctx, dtr_whole(bC), (dtr_view){bA, off, na * 4}, dtr_whole(bB),
+                      dtr_whole(bb), &d),
+        "dtr_op_matmul (A at an offset)");
+  float *got = th_alloc(nc);
+  th_get(ctx, bC, got, nc * 4);
+  char what[120];
+  snprintf(what, sizeof what, "matmul NT M=%u N=%u K=%u, A view at byte offset %zu", c.M, c.N,
+           c.K, off);
+  th_check(what, got, ref, nc, 1e-5, tol_atol(c.K), 1e-4);
+  check_path(ctx, want, what);
+  dtr_buf_destroy(ctx, bA), dtr_buf_destroy(ctx, bB), dtr_buf_destroy(ctx, bb);
+  dtr_buf_destroy(ctx, bC);
+  free(A), free(B), free(bias), free(ref), free(got);
+}
+
 int main(void) {
+  setenv("DTR_PROFILE", "1", 1); /* the per-kernel report says which path ran */
   dtr_ctx *ctx = th_ctx();
   /* M N K batch ta tb bias strides alpha beta */
   static const tcase aligned[] = {
@@ -329,6 +398,20 @@ int main(void) {
       {1, 64, 32, 1, 1, 0, 0, ST_DENSE, 1.0f, 0.0f},
       {64, 1, 32, 2, 1, 1, 1, ST_PADDED, 2.0f, 0.0f},
   };
+  /* The texel kernel's path for each aligned case (N = 1 runs transposed). */
+  static const int aligned_tex[] = {P_TEX, P_TEX, P_TEX, P_TEX, P_TEX, P_TEX, P_TEX,
+                                    P_TEX, P_TEX, P_MV,  P_MV,  P_TEX, P_TEX};
+  /* Texel-path shapes over several workgroups with partial edge tiles (the
+   * CPU tiles are 32 x 128 of C), each transpose case, and a matrix-vector
+   * product whose N and K/4 are not multiples of the workgroup / subgroup. */
+  static const tcase tex[] = {
+      {260, 100, 64, 1, 0, 1, 1, ST_DENSE, 1.0f, 0.5f},
+      {132, 68, 36, 2, 1, 0, 0, ST_PADDED, 1.0f, 0.0f},
+      {100, 36, 20, 1, 0, 0, 1, ST_DENSE, 0.5f, -1.0f},
+      {68, 260, 24, 2, 1, 1, 1, ST_BCAST_A, 1.0f, 0.0f},
+      {1, 1540, 132, 2, 0, 1, 1, ST_PADDED, 1.0f, 1.0f},
+  };
+  static const int tex_path[] = {P_TEX, P_TEX, P_TEX, P_TEX, P_MV};
   static const tcase odd[] = {
       {37, 53, 71, 1, 0, 0, 1, ST_DENSE, 1.0f, 0.0f},
       {37, 53, 71, 1, 0, 1, 0, ST_DENSE, 1.0f, -0.5f},
@@ -343,32 +426,60 @@ int main(void) {
       {37, 53, 1, 2, 1, 0, 1, ST_DENSE, 1.0f, 0.0f},
       {5, 3, 300, 1, 1, 1, 0, ST_DENSE, 1.0f, 0.0f},
   };
+  /* K over the host's K chunk (32768): several accumulating dispatches, on
+   * the texel path and on the scalar storage-buffer path. */
+  static const tcase longk[] = {
+      {4, 8, 33792, 1, 0, 1, 1, ST_DENSE, 1.0f, 0.5f},
+      {3, 5, 33001, 1, 0, 1, 1, ST_DENSE, 1.0f, 0.5f},
+  };
   size_t na = sizeof aligned / sizeof *aligned, no = sizeof odd / sizeof *odd;
-  /* The device's own tile choice on a few cases (its pipelines compile slowly on
-   * lavapipe), then small tiles (which also exercise the subgroup sharing with
-   * fewer rows than lanes) everywhere, through the vec4 and scalar paths. */
+  size_t nt = sizeof tex / sizeof *tex;
+  /* The device's own choice on a few cases (texel kernels on CPU devices). */
   for (size_t i = 0; i < 5; i++) {
-    test_forward(ctx, &aligned[i], 0, "device tiles");
-    if (i == 1 || i == 2) test_backward(ctx, &aligned[i], "device tiles");
+    test_forward(ctx, &aligned[i], 0, "device", P_ANY);
+    if (i == 1 || i == 2) test_backward(ctx, &aligned[i], "device");
   }
+  /* The texel path, forced, with its CPU tiles. */
+  setenv("DTR_MATMUL_TEXEL", "1", 1);
+  for (size_t i = 0; i < na; i++) {
+    test_forward(ctx, &aligned[i], 0, "texel", aligned_tex[i]);
+    test_backward(ctx, &aligned[i], "texel");
+  }
+  for (size_t i = 0; i < nt; i++) {
+    test_forward(ctx, &tex[i], 0, "texel", tex_path[i]);
+    test_backward(ctx, &tex[i], "texel");
+  }
+  setenv("DTR_MATMUL_NOMV", "1", 1); /* matrix-vector shapes on matmul_tex */
+  test_forward(ctx, &aligned[9], 0, "texel no-mv", P_TEX);
+  test_forward(ctx, &tex[4], 0, "texel no-mv", P_TEX);
+  setenv("DTR_MATMUL_NOMV", "0", 1);
+  test_forward(ctx, &longk[0], 0, "texel", P_TEX);
+  test_offset(ctx, 64, P_TEX);
+  test_offset(ctx, 4, P_SSBO);
+  /* The storage-buffer kernel with small tiles (which also exercise the
+   * subgroup sharing with fewer rows than lanes), vec4 and scalar. */
+  setenv("DTR_MATMUL_TEXEL", "0", 1);
   setenv("DTR_MATMUL_TILES", "8,8,4,4", 1);
   for (size_t i = 0; i < na; i++) {
     setenv("DTR_MATMUL_NOVEC", "0", 1);
-    test_forward(ctx, &aligned[i], 0, "vec4");
+    test_forward(ctx, &aligned[i], 0, "vec4", P_SSBO);
     test_backward(ctx, &aligned[i], "vec4");
     setenv("DTR_MATMUL_NOVEC", "1", 1);
-    test_forward(ctx, &aligned[i], 0, "scalar");
+    test_forward(ctx, &aligned[i], 0, "scalar", P_SSBO);
   }
+  test_forward(ctx, &longk[1], 0, "scalar", P_SSBO);
+  /* Shapes the texel kernel cannot take fall back by themselves. */
+  unsetenv("DTR_MATMUL_TEXEL");
   setenv("DTR_MATMUL_NOVEC", "0", 1);
   for (size_t i = 0; i < no; i++) {
-    test_forward(ctx, &odd[i], 0, "any");
+    test_forward(ctx, &odd[i], 0, "any", P_SSBO);
     test_backward(ctx, &odd[i], "any");
   }
   if (dtr_ctx_device(ctx)->fp16_storage) {
     for (size_t i = 0; i < na; i += 2)
-      test_forward(ctx, &aligned[i], 1, "vec4");
+      test_forward(ctx, &aligned[i], 1, "vec4", P_SSBO);
     for (size_t i = 0; i < no; i += 3)
-      test_forward(ctx, &odd[i], 1, "any");
+      test_forward(ctx, &odd[i], 1, "any", P_SSBO);
   } else {
     printf("device has no 16-bit storage: b_f16 checks only its refusal\n");
   }

@@ -116,16 +116,17 @@ static void mm_cpu(void *p) {
 }
 #endif
 
-static void bench_matmul(bench *bn, uint32_t M, uint32_t N, uint32_t K, int tb) {
+static void bench_matmul(bench *bn, uint32_t M, uint32_t N, uint32_t K, int ta, int tb) {
   size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
   float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb);
   float *hc = calloc(nc, sizeof *hc);
-  mm_ud u = {.d = {.M = M, .N = N, .K = K, .batch = 1, .trans_b = tb, .alpha = 1.0f},
+  mm_ud u = {.d = {.M = M, .N = N, .K = K, .batch = 1, .trans_a = ta, .trans_b = tb, .alpha = 1.0f},
              .ha = ha,
              .hb = hb,
              .hc = hc};
   char shape[64];
-  snprintf(shape, sizeof shape, "%ux%ux%u%s", M, N, K, tb ? " NT" : "");
+  snprintf(shape, sizeof shape, "%ux%ux%u%s", M, N, K,
+           ta ? (tb ? " TT" : " TN") : (tb ? " NT" : ""));
   double sec = -1, base = -1;
   if (ha && hb && hc) {
     fill_rand(ha, na, 1), fill_rand(hb, nb, 2);
@@ -418,17 +419,22 @@ int cmd_bench_ops(int argc, char **argv) {
   bn.ctx = cli_ctx((int)device);
   if (!bn.ctx) return 1;
   if (quick) {
-    bench_matmul(&bn, 256, 256, 256, 0);
-    bench_matmul(&bn, 512, 1, 1024, 0);
+    bench_matmul(&bn, 256, 256, 256, 0, 0);
+    bench_matmul(&bn, 512, 1, 1024, 0, 0);
     bench_attention(&bn, 128, 64, 2);
   } else {
     const char *only = getenv("DTR_BENCH_ONLY"); /* "matmul" or "attention" */
-    if (only && !strcmp(only, "mm1024")) bench_matmul(&bn, 1024, 1024, 1024, 0);
-    if (only && !strcmp(only, "mm1024nt")) bench_matmul(&bn, 1024, 1024, 1024, 1);
+    if (only && !strcmp(only, "mm1024")) bench_matmul(&bn, 1024, 1024, 1024, 0, 0);
+    if (only && !strcmp(only, "mm1024nt")) bench_matmul(&bn, 1024, 1024, 1024, 0, 1);
+    if (only && !strcmp(only, "mm1024tn")) bench_matmul(&bn, 1024, 1024, 1024, 1, 0);
+    if (only && !strcmp(only, "decode")) { /* 1-row products of model decode */
+      bench_matmul(&bn, 1, 1536, 512, 0, 1);
+      bench_matmul(&bn, 1, 14336, 4096, 0, 1);
+    }
     if (!only || !strcmp(only, "matmul")) {
-      bench_matmul(&bn, 1024, 1024, 1024, 0);
-      bench_matmul(&bn, 2048, 2048, 2048, 0);
-      bench_matmul(&bn, 4096, 1, 14336, 0);
+      bench_matmul(&bn, 1024, 1024, 1024, 0, 0);
+      bench_matmul(&bn, 2048, 2048, 2048, 0, 0);
+      bench_matmul(&bn, 4096, 1, 14336, 0, 0);
     }
     if (!only || !strcmp(only, "attention"))
       for (uint32_t T = 512; T <= 2048; T *= 4)
