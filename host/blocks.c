@@ -46,6 +46,9 @@ struct dtr_block {
   dtr_buf *act[A_COUNT], *dact[A_COUNT];
   size_t act_bytes[A_COUNT];
   dtr_buf *ws; /* backward workspace of the chunk kernel */
+  dtr_buf *scratch_state; /* final states of a plain forward: GLA carries its state
+                           * through it when lavapipe's loop limit splits a long
+                           * sequence into several dispatches */
   /* what the last forward saw */
   dtr_view x, offsets;
   uint32_t B, T;
@@ -261,6 +264,9 @@ dtr_block *dtr_block_create(dtr_ctx *ctx, const dtr_block_config *cfg, uint32_t 
   size_t ws = cfg->kind == DTR_BLOCK_GLA ? dtr_op_gla_chunk_bwd_workspace(&d)
                                          : dtr_op_gdn_chunk_bwd_workspace(&d);
   if (!(b->ws = mkbuf(b, ws))) goto fail;
+  if (!(b->scratch_state = mkbuf(b, (size_t)max_seqs * cfg->heads * cfg->head_dim *
+                                        cfg->head_dim * 4)))
+    goto fail;
   return b;
 fail:
   free(h);
@@ -273,6 +279,7 @@ void dtr_block_destroy(dtr_block *b) {
   dtr_buf_destroy(b->ctx, b->p);
   dtr_buf_destroy(b->ctx, b->g);
   dtr_buf_destroy(b->ctx, b->ws);
+  dtr_buf_destroy(b->ctx, b->scratch_state);
   for (int a = 0; a < A_COUNT; a++) {
     dtr_buf_destroy(b->ctx, b->act[a]);
     dtr_buf_destroy(b->ctx, b->dact[a]);
@@ -400,7 +407,8 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
   b->B = B;
   b->T = T;
   dtr_lin_desc ld = lin_desc(b, B, T);
-  dtr_view S = s ? dtr_whole(s->S) : DTR_NONE;
+  dtr_view S = s ? dtr_whole(s->S)
+                 : (dtr_view){b->scratch_state, 0, (size_t)B * H * D * D * 4};
   TRY(linear(b, av(b, A_Q0, n), x, P("q_proj.weight"), DTR_NONE, T, HD, hid));
   TRY(linear(b, av(b, A_K0, n), x, P("k_proj.weight"), DTR_NONE, T, HD, hid));
   TRY(linear(b, av(b, A_V0, n), x, P("v_proj.weight"), DTR_NONE, T, HD, hid));

@@ -49,7 +49,9 @@ static dtr_status rec_fwd(void *ud) {
     return dtr_op_attention_fwd(c, W(b->o), W(b->lse), W(b->q), W(b->k), W(b->v), &a);
   }
   case M_GLA:
-    return dtr_op_gla_chunk_fwd(c, W(b->o), DTR_NONE, W(b->q), W(b->k), W(b->v), W(b->gk),
+    /* state_out: GLA carries its state through it on devices where a long
+     * sequence takes several dispatches (lavapipe's loop limit) */
+    return dtr_op_gla_chunk_fwd(c, W(b->o), W(b->state), W(b->q), W(b->k), W(b->v), W(b->gk),
                                 DTR_NONE, W(b->off), &d);
   case M_GDN:
     if ((st = dtr_op_shortconv_fwd(c, W(b->dq0), DTR_NONE, W(b->q0), W(b->wconv), DTR_NONE,
@@ -71,7 +73,7 @@ static dtr_status rec_fwd(void *ud) {
   if ((st = dtr_op_l2norm_fwd(c, W(b->q), W(b->dq0), T * H, D, 1e-6f)) ||
       (st = dtr_op_l2norm_fwd(c, W(b->k), W(b->dk0), T * H, D, 1e-6f)))
     return st;
-  return dtr_op_gdn_chunk_fwd(c, W(b->o), DTR_NONE, W(b->q), W(b->k), W(b->v), W(b->g),
+  return dtr_op_gdn_chunk_fwd(c, W(b->o), W(b->state), W(b->q), W(b->k), W(b->v), W(b->g),
                               W(b->beta), DTR_NONE, W(b->off), &d);
 }
 
