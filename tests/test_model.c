@@ -32,7 +32,7 @@ typedef struct wtab {
   size_t numel[128];
 } wtab;
 
-static const float *wget(void *ud, const char *name) {
+static const float *weight_get(void *ud, const char *name) {
   wtab *t = ud;
   for (uint32_t i = 0; i < t->n; i++)
     if (!strcmp(t->name[i], name)) return t->data[i];
@@ -138,7 +138,7 @@ static void family(dtr_ctx *ctx, dtr_arch a) {
   rand_ids(ids, T);
   float *got = th_alloc((size_t)T * V);
   double *ref = th_dalloc((size_t)T * V);
-  ref_model_forward(ref, &c, wget, w, ids, T);
+  ref_model_forward(ref, &c, weight_get, w, ids, T);
   model_logits(m, ids, T, got);
   snprintf(what, sizeof what, "%s: forward logits (%d tokens) vs reference", fam, T);
   th_check(what, got, ref, (size_t)T * V, 1e-4, 1e-4, 1e-3);
@@ -176,7 +176,7 @@ static void family(dtr_ctx *ctx, dtr_arch a) {
     th_ok(ctx, dtr_session_prefill(s, pp, lens, lastl, 0), "batched prefill (last)");
     size_t r = 0;
     for (int b = 0; b < 3; b++) {
-      ref_model_forward(tmp, &c, wget, w, seq[b], lens[b]);
+      ref_model_forward(tmp, &c, weight_get, w, seq[b], lens[b]);
       memcpy(rall + r * V, tmp, (size_t)lens[b] * V * 8);
       memcpy(rlast + (size_t)b * V, tmp + (size_t)(lens[b] - 1) * V, V * 8);
       r += lens[b];
@@ -190,7 +190,7 @@ static void family(dtr_ctx *ctx, dtr_arch a) {
       for (int b = 0; b < 3; b++) nx[b] = seq[b][lens[b] + step];
       th_ok(ctx, dtr_session_decode(s, nx, dec), "batched decode");
       for (int b = 0; b < 3; b++) {
-        ref_model_forward(tmp, &c, wget, w, seq[b], lens[b] + step + 1);
+        ref_model_forward(tmp, &c, weight_get, w, seq[b], lens[b] + step + 1);
         memcpy(rdec + (size_t)b * V, tmp + (size_t)(lens[b] + step) * V, V * 8);
       }
       snprintf(what, sizeof what, "%s: batched decode step %d (3 lengths)", fam, step + 1);
