@@ -14,8 +14,16 @@ void dtr_grid_1d(uint32_t n, uint32_t wg, uint32_t groups[3]) {
 dtr_status dtr_check_view(dtr_ctx *ctx, const char *op, const char *arg, dtr_view v,
                           size_t bytes) {
   if (!v.buf) return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: %s is missing", op, arg);
-  size_t have = v.size ? v.size : (v.offset <= dtr_buf_size(v.buf)
-                                       ? dtr_buf_size(v.buf) - v.offset : 0);
+  size_t bsize = dtr_buf_size(v.buf);
+  if (v.offset > bsize)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "%s: %s offset %zu is past its buffer of %zu bytes", op, arg,
+                             v.offset, bsize);
+  if (v.size && v.size > bsize - v.offset)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "%s: %s (offset %zu, size %zu) overruns its buffer of %zu bytes",
+                             op, arg, v.offset, v.size, bsize);
+  size_t have = v.size ? v.size : bsize - v.offset;
   if (have < bytes)
     return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
                              "%s: %s holds %zu bytes but the shape needs %zu", op, arg, have,

@@ -27,24 +27,10 @@ static uint32_t grid(uint64_t n, uint32_t wg) { return min_u32(ceil_div(n, wg), 
 /* Checks that view v (named name, of op) holds at least count 4-byte elements. */
 static dtr_status need(dtr_ctx *ctx, const char *op, const char *name, dtr_view v,
                        uint64_t count) {
-  if (!v.buf)
-    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: %s is missing", op, name);
-  size_t bsize = dtr_buf_size(v.buf);
-  if (v.offset > bsize)
-    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
-                             "%s: %s offset %zu is past its buffer of %zu bytes", op, name,
-                             v.offset, bsize);
-  size_t avail = v.size ? v.size : bsize - v.offset;
-  if (v.size && v.size > bsize - v.offset)
-    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
-                             "%s: %s (offset %zu, size %zu) overruns its buffer of %zu bytes",
-                             op, name, v.offset, v.size, bsize);
-  if (count > SIZE_MAX / 4 || avail < count * 4)
-    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
-                             "%s: %s holds %zu bytes, the shape needs %llu elements (%llu bytes)",
-                             op, name, avail, (unsigned long long)count,
-                             (unsigned long long)count * 4);
-  return DTR_OK;
+  if (count > SIZE_MAX / 4)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: %s needs %llu elements, too many", op,
+                             name, (unsigned long long)count);
+  return dtr_check_view(ctx, op, name, v, (size_t)count * 4);
 }
 #define NEED(name, v, count)                                   \
   do {                                                         \
