@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static int n_pass, n_fail;
@@ -166,6 +167,19 @@ void th_fd(th_scalar_fn f, void *ud, double *x, size_t n, double h, double *grad
     x[i] = x0;
     grad[i] = (fp - fm) / (2 * h);
   }
+}
+
+int th_run(const char *bin, const char *args, char *out, size_t cap) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t n = fread(out, 1, cap - 1, p);
+  for (size_t i = 0; i < n; i++)
+    if (!out[i]) out[i] = '?';
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 int th_finish(void) {

@@ -50,6 +50,11 @@ void th_expect(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 
 typedef double (*th_scalar_fn)(void *ud);
 void th_fd(th_scalar_fn f, void *ud, double *x, size_t n, double h, double *grad);
 
+/* Runs "bin args" through the shell with stderr folded into out (NUL bytes a
+ * program printed become '?', so the text stays searchable); returns the exit
+ * code, or -1 when it did not exit normally. */
+int th_run(const char *bin, const char *args, char *out, size_t cap);
+
 int th_finish(void);
 
 #endif

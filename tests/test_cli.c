@@ -11,16 +11,8 @@
 
 static const char *dtr;
 
-/* Runs "dtr args" (stderr folded into the output); returns the exit code. */
 static int run(const char *args, char *out, size_t cap) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", dtr, args);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, cap - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return th_run(dtr, args, out, cap);
 }
 
 static int has_all(const char *s, const char *const *keys) {

@@ -460,14 +460,7 @@ static void early_stop(dtr_model *m, const dtr_task *mc, const dtr_task *lm, dtr
 static const char *dtr_bin;
 
 static int run(const char *args, char *out, size_t cap) {
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", dtr_bin, args);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, cap - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return th_run(dtr_bin, args, out, cap);
 }
 
 static void cli(const char *dir) {

@@ -456,14 +456,7 @@ static void byte_char(int b, char *out) {
 }
 
 static int run(const char *args, char *out, size_t cap) {
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", dtr_bin, args);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, cap - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return th_run(dtr_bin, args, out, cap);
 }
 
 static void cli(dtr_ctx *ctx) {
