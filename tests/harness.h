@@ -34,8 +34,8 @@ void th_submit(dtr_ctx *ctx);
 /* Fails the test (with the context's message) when st != DTR_OK. */
 void th_ok(dtr_ctx *ctx, dtr_status st, const char *what);
 
-/* Compares got against ref: passes when the relative error ||got-ref||/||ref||
- * is below rel and every element satisfies |got-ref| <= atol + rel_elem*|ref|
+/* Compares got against ref: passes when ||got-ref||/||ref|| < rel (or, for a
+ * reference that nearly cancels, ||got-ref|| <= atol sqrt(n)) and every element satisfies |got-ref| <= atol + rel_elem*|ref|
  * (NaN fails). Prints one line either way; returns 1 on pass. */
 int th_check(const char *what, const float *got, const double *ref, size_t n, double rel,
              double atol, double rel_elem);
@@ -54,6 +54,12 @@ void th_fd(th_scalar_fn f, void *ud, double *x, size_t n, double h, double *grad
  * program printed become '?', so the text stays searchable); returns the exit
  * code, or -1 when it did not exit normally. */
 int th_run(const char *bin, const char *args, char *out, size_t cap);
+
+/* GPT-2's byte-level alphabet: the printable character byte b maps to, as UTF-8
+ * into out (3 bytes). Tests use it to write tiny tokenizer.json files. */
+void th_byte_char(int b, char *out);
+/* Removes a directory tree a test made (files and subdirectories). */
+void th_rm_tree(const char *dir);
 
 int th_finish(void);
 

@@ -27,23 +27,6 @@ static char *pth(const char *name) {
   return p;
 }
 
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *de;
-  char p[1024];
-  while ((de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-    struct stat sb;
-    if (!lstat(p, &sb) && S_ISDIR(sb.st_mode))
-      rm_tree(p);
-    else
-      unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
-}
 
 static void write_text(const char *path, const char *s) {
   FILE *f = fopen(path, "wb");
@@ -633,6 +616,6 @@ int main(void) {
   test_hybrid();
   test_bad();
   test_tensors();
-  rm_tree(tmpdir);
+  th_rm_tree(tmpdir);
   return th_finish();
 }

@@ -443,17 +443,6 @@ static void bad_inputs(dtr_ctx *ctx) {
 
 /* ---- the command line on a tiny model with a byte-level tokenizer ---- */
 
-/* GPT-2's byte -> printable character map, as UTF-8 into out. */
-static void byte_char(int b, char *out) {
-  int n = 0, cp = b;
-  if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
-    for (int x = 0; x < b; x++)
-      if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
-    cp = 256 + n;
-  }
-  if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
-  else { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3F)); out[2] = 0; }
-}
 
 static int run(const char *args, char *out, size_t cap) {
   return th_run(dtr_bin, args, out, cap);
@@ -486,7 +475,7 @@ static void cli(dtr_ctx *ctx) {
              "\"byte_fallback\": false, \"vocab\": {");
   for (int b = 0; b < 256; b++) {
     char ch[4];
-    byte_char(b, ch);
+    th_byte_char(b, ch);
     if (ch[0] == '"' || ch[0] == '\\') fprintf(f, "%s\"\\%s\": %d", b ? ", " : "", ch, b);
     else fprintf(f, "%s\"%s\": %d", b ? ", " : "", ch, b);
   }
