@@ -247,6 +247,99 @@ void dtr_eval_ratio_ci(const double *num, const double *den, size_t n, double *m
   *hi = r + Z95 * se;
 }
 
+/* ---- residual-stream cache ------------------------------------------------------ */
+
+typedef struct hentry {
+  float *h;
+  uint32_t T;   /* tokens */
+  size_t bytes; /* of h */
+} hentry;
+enum { HC_MAIN, HC_PEND, HC_BEST, HC_SETS };
+struct dtr_hcache {
+  uint32_t layers;
+  size_t budget; /* per set */
+  size_t nf[HC_SETS], bytes[HC_SETS];
+  hentry *e[HC_SETS]; /* (nf, layers) */
+};
+
+dtr_hcache *dtr_hcache_create(uint32_t layers, size_t budget_bytes) {
+  dtr_hcache *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->layers = layers ? layers : 1;
+  c->budget = budget_bytes / HC_SETS;
+  return c;
+}
+
+static void hc_clear(dtr_hcache *c, int set) {
+  for (size_t i = 0; i < c->nf[set] * c->layers; i++) free(c->e[set][i].h);
+  free(c->e[set]);
+  c->e[set] = NULL;
+  c->nf[set] = c->bytes[set] = 0;
+}
+
+void dtr_hcache_free(dtr_hcache *c) {
+  if (!c) return;
+  for (int k = 0; k < HC_SETS; k++) hc_clear(c, k);
+  free(c);
+}
+
+void dtr_hcache_keep_pending(dtr_hcache *c) {
+  hc_clear(c, HC_BEST);
+  c->e[HC_BEST] = c->e[HC_PEND];
+  c->nf[HC_BEST] = c->nf[HC_PEND];
+  c->bytes[HC_BEST] = c->bytes[HC_PEND];
+  c->e[HC_PEND] = NULL;
+  c->nf[HC_PEND] = c->bytes[HC_PEND] = 0;
+}
+
+static hentry *hc_slot(dtr_hcache *c, int set, size_t f, uint32_t L);
+
+void dtr_hcache_commit(dtr_hcache *c, uint32_t L) {
+  if (c->nf[HC_BEST] && !hc_slot(c, HC_MAIN, c->nf[HC_BEST] - 1, 0)) {
+    hc_clear(c, HC_BEST); /* out of memory: keep main as it is minus the stale layers */
+    for (size_t f = 0; f < c->nf[HC_MAIN]; f++)
+      for (uint32_t l = L + 1; l < c->layers; l++) {
+        hentry *m = &c->e[HC_MAIN][f * c->layers + l];
+        c->bytes[HC_MAIN] -= m->bytes;
+        free(m->h);
+        memset(m, 0, sizeof *m);
+      }
+    return;
+  }
+  for (size_t f = 0; f < c->nf[HC_MAIN]; f++)
+    for (uint32_t l = L + 1; l < c->layers; l++) {
+      hentry *m = &c->e[HC_MAIN][f * c->layers + l];
+      c->bytes[HC_MAIN] -= m->bytes;
+      free(m->h);
+      memset(m, 0, sizeof *m);
+      if (f < c->nf[HC_BEST]) {
+        hentry *b = &c->e[HC_BEST][f * c->layers + l];
+        *m = *b;
+        c->bytes[HC_MAIN] += m->bytes;
+        c->bytes[HC_BEST] -= b->bytes;
+        memset(b, 0, sizeof *b);
+      }
+    }
+  hc_clear(c, HC_BEST);
+}
+
+/* Entry (f, L) of set, growing the set to hold forward f; NULL on OOM. */
+static hentry *hc_slot(dtr_hcache *c, int set, size_t f, uint32_t L) {
+  if (f >= c->nf[set]) {
+    size_t nf = f + 1 > 2 * c->nf[set] ? f + 1 : 2 * c->nf[set];
+    hentry *e = realloc(c->e[set], nf * c->layers * sizeof *e);
+    if (!e) return NULL;
+    memset(e + c->nf[set] * c->layers, 0, (nf - c->nf[set]) * c->layers * sizeof *e);
+    c->e[set] = e;
+    c->nf[set] = nf;
+  }
+  return &c->e[set][f * c->layers + L];
+}
+
+size_t dtr_hcache_bytes(const dtr_hcache *c) {
+  return c->bytes[HC_MAIN] + c->bytes[HC_PEND] + c->bytes[HC_BEST];
+}
+
 /* ---- scoring ---------------------------------------------------------------- */
 
 /* One forward's worth of scoring: input seq[a..a+n_in), scored positions
@@ -330,6 +423,21 @@ static void finish_example(const dtr_eval_set *set, const double *ll, size_t e,
   x->bytes = set->bytes[e];
 }
 
+/* Copies the residual stream entering each layer above start into its slot
+ * of buf ((layers, T, hidden) floats), downloaded after the forward. */
+typedef struct recorder {
+  dtr_ctx *ctx;
+  dtr_buf *buf;
+  uint32_t start, T, hidden, nl;
+} recorder;
+
+static dtr_status record_layer(void *ud, uint32_t L, dtr_view resid, uint32_t Ttot) {
+  recorder *r = ud;
+  if (L <= r->start || L >= r->nl) return DTR_OK;
+  return dtr_buf_copy(r->ctx, r->buf, (size_t)L * r->T * r->hidden * 4, resid.buf,
+                      resid.offset, (size_t)Ttot * r->hidden * 4);
+}
+
 dtr_status dtr_eval_run(dtr_model *m, const dtr_eval_set *set, const dtr_eval_opts *o,
                         dtr_eval_result *r, char *err, size_t errlen) {
   dtr_eval_opts dflt;
@@ -368,6 +476,8 @@ dtr_status dtr_eval_run(dtr_model *m, const dtr_eval_set *set, const dtr_eval_op
   const int32_t **ptrs = NULL;
   dtr_session *s = NULL;
   int32_t pad = 0;
+  recorder rec;
+  memset(&rec, 0, sizeof rec);
 
   r->ex = calloc(set->n ? set->n : 1, sizeof *r->ex);
   ll = calloc(set->nreq ? set->nreq : 1, sizeof *ll);
@@ -461,6 +571,30 @@ dtr_status dtr_eval_run(dtr_model *m, const dtr_eval_set *set, const dtr_eval_op
       if (ex_last[e] < ex_last[e - 1]) ex_last[e] = ex_last[e - 1];
   }
 
+  uint32_t nl = cfg->num_hidden_layers;
+  if (o->cache && o->cache->layers != nl) {
+    seterr(err, errlen, "eval: a residual cache of %u layers for a model of %u",
+           o->cache->layers, nl);
+    st = DTR_ERR_INVALID;
+    goto fail;
+  }
+  dtr_layer_hooks hk;
+  memset(&hk, 0, sizeof hk);
+  if (o->cache && o->record) {
+    hc_clear(o->cache, HC_PEND);
+    rec.ctx = ctx;
+    rec.T = T;
+    rec.hidden = cfg->hidden_size;
+    rec.nl = nl;
+    rec.buf = dtr_buf_create(ctx, (size_t)nl * T * cfg->hidden_size * 4);
+    if (!rec.buf) {
+      seterr(err, errlen, "eval: residual recording buffer: %s", dtr_ctx_error(ctx));
+      st = DTR_ERR_OOM;
+      goto fail;
+    }
+    hk.before_layer = record_layer;
+    hk.ud = &rec;
+  }
   s = dtr_session_create(m, B, W);
   logits = malloc((size_t)T * V * sizeof *logits);
   lse = malloc((size_t)T * sizeof *lse);
@@ -501,11 +635,39 @@ dtr_status dtr_eval_run(dtr_model *m, const dtr_eval_set *set, const dtr_eval_op
         lens[b] = 1;
         ptrs[b] = &pad;
       }
+      size_t f = r->forwards;
+      hk.from_layer = 0;
+      hk.h_in = NULL;
+      for (uint32_t L = o->cache && o->from_layer < nl ? o->from_layer : 0; L >= 1; L--) {
+        const hentry *e = f < o->cache->nf[HC_MAIN] ? &o->cache->e[HC_MAIN][f * nl + L] : NULL;
+        if (e && e->h && e->T == sum) {
+          hk.from_layer = L;
+          hk.h_in = e->h;
+          break;
+        }
+      }
+      rec.start = hk.from_layer > o->from_layer ? hk.from_layer : o->from_layer;
       if ((st = dtr_session_reset(s)) ||
-          (st = dtr_session_prefill(s, ptrs, lens, logits, all))) {
+          (st = dtr_session_prefill_hooked(s, ptrs, lens, logits, all, &hk))) {
         seterr(err, errlen, "eval: prefill: %s", dtr_ctx_error(ctx));
         goto fail;
       }
+      for (uint32_t L = rec.start + 1; rec.buf && L < nl; L++) {
+        dtr_hcache *c = o->cache;
+        size_t bytes = (size_t)sum * cfg->hidden_size * 4;
+        if (c->bytes[HC_PEND] + bytes > c->budget) break;
+        hentry *e = hc_slot(c, HC_PEND, f, L);
+        if (!e || !(e->h = malloc(bytes))) goto oom;
+        e->T = sum;
+        e->bytes = bytes;
+        c->bytes[HC_PEND] += bytes;
+        if ((st = dtr_buf_download(ctx, rec.buf, (size_t)L * T * cfg->hidden_size * 4, e->h,
+                                   bytes))) {
+          seterr(err, errlen, "eval: %s", dtr_ctx_error(ctx));
+          goto fail;
+        }
+      }
+      r->layer_forwards += nl - hk.from_layer;
       r->forwards++;
       r->forward_tokens += sum;
       for (uint32_t i = 0; i < (all ? sum : B); i++) lse[i] = NAN;
@@ -566,6 +728,7 @@ oom:
   st = DTR_ERR_OOM;
 fail:
   dtr_session_destroy(s);
+  if (rec.buf) dtr_buf_destroy(ctx, rec.buf);
   free(pc);
   free(hosts);
   free(ex_last);

@@ -86,6 +86,23 @@ typedef struct dtr_eval_example {
 /* Return nonzero to stop after this example. */
 typedef int (*dtr_eval_example_fn)(void *ud, size_t index, const dtr_eval_example *ex);
 
+/* A cache of residual streams for the greedy search: for forward f of an
+ * eval run (the packing is the same on every run of one set with the same
+ * batch and window) and layer L >= 1, the residual stream entering layer L.
+ * Three sets share the byte budget equally: main (the current model's), pend
+ * (being recorded by the run in progress) and best (a kept recording). An
+ * entry that does not fit is not stored; a run then starts from the nearest
+ * cached layer below, or from the embedding. */
+typedef struct dtr_hcache dtr_hcache;
+dtr_hcache *dtr_hcache_create(uint32_t layers, size_t budget_bytes); /* NULL on OOM */
+void dtr_hcache_free(dtr_hcache *c);                                   /* NULL is a no-op */
+/* pend becomes best (the previous best is dropped); pend is emptied. */
+void dtr_hcache_keep_pending(dtr_hcache *c);
+/* The current model changed at layer L: main entries above L are replaced by
+ * best's (or dropped), best is emptied. */
+void dtr_hcache_commit(dtr_hcache *c, uint32_t L);
+size_t dtr_hcache_bytes(const dtr_hcache *c); /* held now, all sets */
+
 typedef struct dtr_eval_opts {
   uint32_t batch;  /* sequences per prefill (0: 8); at most the model's max_tokens */
   uint32_t window; /* tokens per forward (0 or too big: the largest that fits, i.e.
@@ -101,6 +118,13 @@ typedef struct dtr_eval_opts {
   double max_ppl;
   dtr_eval_example_fn on_example; /* called in task order; may be NULL */
   void *ud;
+  /* With cache: forward f starts at the highest layer <= from_layer whose
+   * input main holds for f (layers below are taken as unchanged); with record,
+   * the residual streams entering the layers above the start go to pend
+   * (emptied first). The scores are bit-identical to a run from layer 0. */
+  dtr_hcache *cache;
+  uint32_t from_layer;
+  int record;
 } dtr_eval_opts;
 
 typedef struct dtr_eval_result {
@@ -122,6 +146,7 @@ typedef struct dtr_eval_result {
   double seconds;
   size_t forwards;       /* prefill calls */
   size_t forward_tokens; /* tokens run through the model (padding included) */
+  size_t layer_forwards; /* decoder layers run, summed over the forwards */
 } dtr_eval_result;
 
 /* Scores set with m. r is filled (free with dtr_eval_result_free, also after a

@@ -627,25 +627,30 @@ dtr_status dtr_model_replace_layer(dtr_model *m, uint32_t L, dtr_block *blk) {
   return DTR_OK;
 }
 
-dtr_status dtr_model_replace_layer_kind(dtr_model *m, uint32_t L, dtr_block_kind kind,
-                                        uint64_t seed) {
+dtr_block *dtr_model_new_student(dtr_model *m, uint32_t L, dtr_block_kind kind,
+                                 uint32_t max_tokens, uint32_t max_seqs, uint64_t seed) {
   dtr_model_config *c = &m->cfg;
-  if (L >= c->num_hidden_layers || c->layer_types[L] != DTR_LAYER_FULL_ATTENTION)
-    return dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
-                             "replace layer %u: not a full-attention layer of this %u-layer model",
-                             L, c->num_hidden_layers);
+  layer *ly = L < c->num_hidden_layers ? &m->layers[L] : NULL;
+  if (!ly || !ly->wq) {
+    dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
+                      "student for layer %u: not a full-attention layer of this %u-layer model",
+                      L, c->num_hidden_layers);
+    return NULL;
+  }
   dtr_model_config tmp = *c;
   if (!tmp.hybrid) dtr_model_config_default_linear(&tmp);
   dtr_block_config bc = block_cfg(&tmp, kind);
-  if (bc.heads != c->num_attention_heads || bc.head_dim != c->head_dim)
-    return dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
-                             "replace layer %u: a %s block of %u heads x %u cannot start from "
-                             "attention of %u heads x %u",
-                             L, dtr_block_kind_name(kind), bc.heads, bc.head_dim,
-                             c->num_attention_heads, c->head_dim);
-  dtr_block *b = dtr_block_create(m->ctx, &bc, m->max_tokens, block_seqs(m), seed);
-  if (!b) return DTR_ERR_INVALID;
-  layer *ly = &m->layers[L];
+  if (bc.heads != c->num_attention_heads || bc.head_dim != c->head_dim) {
+    dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
+                      "student for layer %u: a %s block of %u heads x %u cannot start from "
+                      "attention of %u heads x %u",
+                      L, dtr_block_kind_name(kind), bc.heads, bc.head_dim,
+                      c->num_attention_heads, c->head_dim);
+    return NULL;
+  }
+  dtr_block *b = dtr_block_create(m->ctx, &bc, max_tokens ? max_tokens : m->max_tokens,
+                                  max_seqs ? max_seqs : block_seqs(m), seed);
+  if (!b) return NULL;
   size_t QD = (size_t)c->num_attention_heads * c->head_dim,
          KD = (size_t)c->num_key_value_heads * c->head_dim, Hd = c->hidden_size;
   float *q = malloc(QD * Hd * 4), *k = malloc(KD * Hd * 4), *v = malloc(KD * Hd * 4),
@@ -661,8 +666,37 @@ dtr_status dtr_model_replace_layer_kind(dtr_model *m, uint32_t L, dtr_block_kind
   free(k);
   free(v);
   free(o);
-  if (st) { dtr_block_destroy(b); return st; }
+  if (st) { dtr_block_destroy(b); return NULL; }
+  return b;
+}
+
+dtr_status dtr_model_replace_layer_kind(dtr_model *m, uint32_t L, dtr_block_kind kind,
+                                        uint64_t seed) {
+  dtr_block *b = dtr_model_new_student(m, L, kind, 0, 0, seed);
+  if (!b) return DTR_ERR_INVALID;
   return dtr_model_replace_layer(m, L, b);
+}
+
+dtr_status dtr_model_try_student(dtr_model *m, uint32_t L, dtr_block *blk, dtr_block **prev) {
+  const dtr_model_config *c = &m->cfg;
+  layer *ly = L < c->num_hidden_layers ? &m->layers[L] : NULL;
+  if (!ly || !ly->wq)
+    return dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
+                             "try student at layer %u: not a full-attention layer of this "
+                             "%u-layer model", L, c->num_hidden_layers);
+  if (blk && dtr_block_cfg(blk)->hidden != c->hidden_size)
+    return dtr_ctx_set_error(m->ctx, DTR_ERR_INVALID,
+                             "try student at layer %u: block width %u, model width %u", L,
+                             dtr_block_cfg(blk)->hidden, c->hidden_size);
+  if (prev) *prev = ly->blk;
+  ly->blk = blk;
+  return DTR_OK;
+}
+
+dtr_block_config dtr_model_block_config(const dtr_model *m, dtr_block_kind kind) {
+  dtr_model_config tmp = m->cfg;
+  if (!tmp.hybrid) dtr_model_config_default_linear(&tmp);
+  return block_cfg(&tmp, kind);
 }
 
 /* ---- sessions ---------------------------------------------------------------- */
@@ -680,6 +714,7 @@ struct dtr_session {
   size_t id_stride; /* bytes between the per-chunk id lists of a split embedding */
   float *hlog;      /* host staging of split-head logits */
   size_t cache_bytes;
+  int partial; /* the last prefill skipped layers: no decode until reset */
 };
 
 void dtr_session_destroy(dtr_session *s) {
@@ -778,6 +813,7 @@ fail:
 
 dtr_status dtr_session_reset(dtr_session *s) {
   memset(s->len, 0, s->B * sizeof *s->len);
+  s->partial = 0;
   for (uint32_t L = 0; L < s->m->cfg.num_hidden_layers; L++)
     if (s->bs[L]) {
       dtr_status st = dtr_block_state_reset(s->m->layers[L].blk, s->bs[L]);
@@ -844,7 +880,8 @@ static dtr_status attend(dtr_session *s, uint32_t L, uint32_t b, size_t row0, ui
 
 /* One forward over the packed new tokens (n[b] of sequence b, Ttot in all) whose
  * ids, positions and offsets are already uploaded; decode: every n[b] == 1. */
-static dtr_status forward(dtr_session *s, const uint32_t *n, uint32_t Ttot, int decode) {
+static dtr_status forward(dtr_session *s, const uint32_t *n, uint32_t Ttot, int decode,
+                          const dtr_layer_hooks *hk) {
   dtr_model *m = s->m;
   dtr_ctx *ctx = m->ctx;
   const dtr_model_config *c = &m->cfg;
@@ -854,15 +891,20 @@ static dtr_status forward(dtr_session *s, const uint32_t *n, uint32_t Ttot, int 
   float eps = (float)c->rms_norm_eps;
   /* a split table: each chunk looks up ids shifted into its rows (others give
    * zero rows), and the chunks' results add up */
-  for (uint32_t i = 0; i < m->embed.n; i++) {
+  uint32_t L0 = hk ? hk->from_layer : 0, L1 = c->num_hidden_layers;
+  if (hk && hk->stop_layer && hk->stop_layer < L1) L1 = hk->stop_layer;
+  if (L0 > 0)
+    TRY(dtr_buf_upload(ctx, s->x, 0, hk->h_in, tH * 4));
+  for (uint32_t i = 0; L0 == 0 && i < m->embed.n; i++) {
     uint32_t rows = (uint32_t)(dtr_buf_size(m->embed.b[i]) / ((size_t)Hd * 4));
     dtr_view ids = {s->ids, i * s->id_stride, (size_t)Ttot * 4};
     TRY(dtr_op_embedding_fwd(ctx, fv(i ? s->y : s->x, 0, tH), ids, dtr_whole(m->embed.b[i]), Ttot,
                              Hd, rows));
     if (i) TRY(dtr_op_add(ctx, fv(s->x, 0, tH), fv(s->x, 0, tH), fv(s->y, 0, tH), tH));
   }
-  for (uint32_t L = 0; L < c->num_hidden_layers; L++) {
+  for (uint32_t L = L0; L < L1; L++) {
     layer *ly = &m->layers[L];
+    if (hk && hk->before_layer) TRY(hk->before_layer(hk->ud, L, fv(s->x, 0, tH), Ttot));
     TRY(dtr_op_rmsnorm_fwd(ctx, fv(s->h, 0, tH), fv(s->rstd, 0, Ttot), fv(s->x, 0, tH),
                            dtr_whole(ly->ln1), Ttot, Hd, eps));
     if (ly->blk) {
@@ -896,6 +938,8 @@ static dtr_status forward(dtr_session *s, const uint32_t *n, uint32_t Ttot, int 
       }
       TRY(linear(ctx, s->y, s->att, ly->wo, ly->bo, Ttot, Hd, QD));
     }
+    if (hk && hk->after_mixer)
+      TRY(hk->after_mixer(hk->ud, L, fv(s->h, 0, tH), fv(s->y, 0, tH), Ttot));
     TRY(dtr_op_add(ctx, fv(s->x, 0, tH), fv(s->x, 0, tH), fv(s->y, 0, tH), tH));
     TRY(dtr_op_rmsnorm_fwd(ctx, fv(s->h, 0, tH), fv(s->rstd, 0, Ttot), fv(s->x, 0, tH),
                            dtr_whole(ly->ln2), Ttot, Hd, eps));
@@ -906,6 +950,8 @@ static dtr_status forward(dtr_session *s, const uint32_t *n, uint32_t Ttot, int 
     TRY(linear(ctx, s->y, s->g, ly->wd, NULL, Ttot, Hd, I));
     TRY(dtr_op_add(ctx, fv(s->x, 0, tH), fv(s->x, 0, tH), fv(s->y, 0, tH), tH));
   }
+  if (L1 < c->num_hidden_layers) return DTR_OK;
+  if (hk && hk->before_layer) TRY(hk->before_layer(hk->ud, L1, fv(s->x, 0, tH), Ttot));
   return dtr_op_rmsnorm_fwd(ctx, fv(s->h, 0, tH), fv(s->rstd, 0, Ttot), fv(s->x, 0, tH),
                             dtr_whole(m->norm), Ttot, Hd, eps);
 }
@@ -974,6 +1020,12 @@ static dtr_status upload_step(dtr_session *s, const int32_t *ids, const uint32_t
 
 dtr_status dtr_session_prefill(dtr_session *s, const int32_t *const *ids, const uint32_t *lens,
                                float *logits, int all) {
+  return dtr_session_prefill_hooked(s, ids, lens, logits, all, NULL);
+}
+
+dtr_status dtr_session_prefill_hooked(dtr_session *s, const int32_t *const *ids,
+                                      const uint32_t *lens, float *logits, int all,
+                                      const dtr_layer_hooks *hk) {
   dtr_model *m = s->m;
   dtr_ctx *ctx = m->ctx;
   uint32_t V = m->cfg.vocab_size;
@@ -1004,9 +1056,23 @@ dtr_status dtr_session_prefill(dtr_session *s, const int32_t *const *ids, const 
     }
   dtr_status st = upload_step(s, all_ids, lens, (uint32_t)Ttot);
   free(all_ids);
-  if (!st) st = forward(s, lens, (uint32_t)Ttot, 0);
+  if (!st && hk) {
+    uint32_t nl = m->cfg.num_hidden_layers;
+    if (hk->from_layer > nl || (hk->from_layer && !hk->h_in) ||
+        (hk->stop_layer && hk->stop_layer <= hk->from_layer))
+      st = dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                             "prefill: layers %u..%u of a %u-layer model (from needs h_in)",
+                             hk->from_layer, hk->stop_layer, nl);
+    else if (hk->from_layer || (hk->stop_layer && hk->stop_layer < nl))
+      s->partial = 1;
+  }
+  if (!st) st = forward(s, lens, (uint32_t)Ttot, 0, hk);
   if (st) return st;
   for (uint32_t b = 0; b < s->B; b++) s->len[b] += lens[b];
+  if (hk && hk->stop_layer && hk->stop_layer < m->cfg.num_hidden_layers)
+    return logits ? dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                                      "prefill stopped at layer %u: no logits", hk->stop_layer)
+                  : dtr_ctx_submit(ctx);
   size_t rows[4096];
   if (!all) {
     size_t e = 0;
@@ -1046,8 +1112,11 @@ dtr_status dtr_session_decode(dtr_session *s, const int32_t *ids, float *logits)
       st = dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "token id %d outside the vocabulary (%u)",
                              ids[b], V);
   }
+  if (s->partial)
+    st = dtr_ctx_set_error(ctx, DTR_ERR_INVALID,
+                           "decode after a prefill that skipped layers (reset the session)");
   if (!st) st = upload_step(s, ids, one, s->B);
-  if (!st) st = forward(s, one, s->B, 1);
+  if (!st) st = forward(s, one, s->B, 1, NULL);
   free(one);
   if (st) return st;
   for (uint32_t b = 0; b < s->B; b++) s->len[b]++;

@@ -67,6 +67,21 @@ dtr_status dtr_model_replace_layer(dtr_model *m, uint32_t layer, dtr_block *blk)
 dtr_status dtr_model_replace_layer_kind(dtr_model *m, uint32_t layer, dtr_block_kind kind,
                                         uint64_t seed);
 
+/* A fresh student of kind for full-attention layer L (hyper-parameters as
+ * dtr_model_replace_layer_kind chooses them), initialised from its q/k/v/o;
+ * workspace for max_tokens packed tokens in max_seqs sequences (0: the
+ * model's). The model keeps the layer. NULL with the ctx error on failure. */
+dtr_block *dtr_model_new_student(dtr_model *m, uint32_t L, dtr_block_kind kind,
+                                 uint32_t max_tokens, uint32_t max_seqs, uint64_t seed);
+/* The block config a student of kind gets in this model. */
+dtr_block_config dtr_model_block_config(const dtr_model *m, dtr_block_kind kind);
+/* For the greedy search: routes full-attention layer L through blk (NULL: back
+ * to its attention) while keeping the attention weights; *prev receives the
+ * block that was routed before. The caller keeps ownership of every block and
+ * must route NULL again before destroying one or the model. Sessions created
+ * afterwards follow the routing. */
+dtr_status dtr_model_try_student(dtr_model *m, uint32_t L, dtr_block *blk, dtr_block **prev);
+
 /* ---- inference --------------------------------------------------------------- */
 
 typedef struct dtr_session dtr_session;
@@ -89,6 +104,32 @@ dtr_status dtr_session_set_len(dtr_session *s, uint32_t len);
  * packed order. logits may be NULL. */
 dtr_status dtr_session_prefill(dtr_session *s, const int32_t *const *ids, const uint32_t *lens,
                                float *logits, int all);
+/* Layer hooks, for distillation and the greedy search (which reuse the
+ * residual stream of layers that did not change):
+ *   from_layer > 0: the prefill starts at that layer from h_in (Ttot, hidden)
+ *   host floats — the residual stream entering it — instead of embedding ids
+ *   (ids are still needed for their count and their positions);
+ *   stop_layer (0: all): only layers < stop_layer run; no final norm, no
+ *   logits (pass NULL);
+ *   before_layer(L): the residual stream entering layer L, for L in from_layer
+ *   .. last run (and L = layers: after the last layer, before the final norm);
+ *   after_mixer(L): layer L's token-mixer input (after the input norm) and its
+ *   output (after o_proj, or the student's output), before the residual add.
+ * Callbacks record work on the same device stream (copies, ops): the views
+ * are only valid during the call. A session prefilled past layer 0 or stopped
+ * early has no KV cache for the skipped layers and refuses to decode until
+ * reset. NULL hooks: dtr_session_prefill. */
+typedef struct dtr_layer_hooks {
+  uint32_t from_layer, stop_layer;
+  const float *h_in;
+  dtr_status (*before_layer)(void *ud, uint32_t L, dtr_view resid, uint32_t Ttot);
+  dtr_status (*after_mixer)(void *ud, uint32_t L, dtr_view x, dtr_view y, uint32_t Ttot);
+  void *ud;
+} dtr_layer_hooks;
+dtr_status dtr_session_prefill_hooked(dtr_session *s, const int32_t *const *ids,
+                                      const uint32_t *lens, float *logits, int all,
+                                      const dtr_layer_hooks *hk);
+
 /* One decode step: token ids[b] appended to every sequence; logits (B, V)
  * (may be NULL: nothing is downloaded, but the step is still submitted). */
 dtr_status dtr_session_decode(dtr_session *s, const int32_t *ids, float *logits);

@@ -240,13 +240,18 @@ dtr_status dtr_train_config_check_files(const dtr_train_config *c, char *err, si
   return DTR_OK;
 }
 
-double dtr_train_lr(const dtr_train_config *c, uint32_t s) {
-  if (c->warmup && s <= c->warmup) return c->lr * s / c->warmup;
-  double min_lr = c->lr * c->min_lr_fraction;
-  if (c->steps <= c->warmup) return c->lr;
-  double p = (double)(s - c->warmup) / (double)(c->steps - c->warmup);
+double dtr_cosine_lr(double lr, double min_lr_fraction, uint32_t warmup, uint32_t steps,
+                     uint32_t s) {
+  if (warmup && s <= warmup) return lr * s / warmup;
+  double min_lr = lr * min_lr_fraction;
+  if (steps <= warmup) return lr;
+  double p = (double)(s - warmup) / (double)(steps - warmup);
   if (p > 1) p = 1;
-  return min_lr + 0.5 * (c->lr - min_lr) * (1.0 + cos(TR_PI * p));
+  return min_lr + 0.5 * (lr - min_lr) * (1.0 + cos(TR_PI * p));
+}
+
+double dtr_train_lr(const dtr_train_config *c, uint32_t s) {
+  return dtr_cosine_lr(c->lr, c->min_lr_fraction, c->warmup, c->steps, s);
 }
 
 /* ---- the trainer --------------------------------------------------------------- */

@@ -111,6 +111,9 @@ typedef struct dtr_train_stats {
 /* The learning rate of 1-based step s: linear warmup, then cosine down to
  * min_lr_fraction * lr at the last step. */
 double dtr_train_lr(const dtr_train_config *c, uint32_t s);
+/* The same schedule from its numbers (distillation uses it too). */
+double dtr_cosine_lr(double lr, double min_lr_fraction, uint32_t warmup, uint32_t steps,
+                     uint32_t s);
 /* One optimizer step: samples a batch, forward, backward, clip, AdamW. A NaN or
  * infinite loss or gradient norm fails with DTR_ERR_INVALID naming the step
  * (the parameters are then not updated). */

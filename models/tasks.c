@@ -532,7 +532,7 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
       return DTR_ERR_IO;
     }
     uint64_t r2 = o.seed ^ 0x7A11AB1Eull;
-    size_t lo = 2, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
+    size_t lo = 1, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
     for (size_t i = 0; i < o.recall_train && st == DTR_OK; i++) {
       /* varying lengths so the skill does not hinge on one pair count */
       char *s = dtr_recall_sequence(&r2, lo + rnd(&r2, hi - lo + 1), 1, NULL, NULL);

@@ -16,7 +16,8 @@
  *   recall.jsonl     multi-query associative recall (MQAR): "recall: apple 42
  *                    river 7 ... query: river", choices = the values of the
  *                    context ("42", "7", ...), gold = the one paired with the key.
- *   recall_train.txt training mix of the same format with answers for every key
+ *   recall_train.txt training mix of the same format (1 to 2x pairs per sequence)
+ *                    with answers for every key
  *                    in shuffled order ("... query: river 7 apple 42 ..."),
  *                    documents separated like train.txt; mix into pretraining.
  *   cloze.jsonl      WordNet example sentences from the TEST split with the

@@ -58,6 +58,9 @@ int th_run(const char *bin, const char *args, char *out, size_t cap);
 /* GPT-2's byte-level alphabet: the printable character byte b maps to, as UTF-8
  * into out (3 bytes). Tests use it to write tiny tokenizer.json files. */
 void th_byte_char(int b, char *out);
+/* Writes dir/tokenizer.json: a byte-level BPE of the 256 bytes, <|endoftext|>
+ * as id 256 and the merges " a" 257, " b" 258, " c" 259 (vocabulary 260). */
+void th_write_byte_tokenizer(const char *dir);
 /* Removes a directory tree a test made (files and subdirectories). */
 void th_rm_tree(const char *dir);
 

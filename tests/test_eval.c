@@ -71,31 +71,6 @@ static void randomize(dtr_model *m) {
 }
 
 
-static void write_tokenizer(const char *dir) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-  FILE *f = fopen(path, "w");
-  if (!f) { th_expect(0, "cannot write %s", path); return; }
-  fprintf(f, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 256, \"content\": "
-             "\"<|endoftext|>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
-             "\"normalized\": false, \"special\": true}], \"normalizer\": null, "
-             "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
-             "\"trim_offsets\": true, \"use_regex\": true}, \"post_processor\": null, "
-             "\"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
-             "\"trim_offsets\": true, \"use_regex\": true}, \"model\": {\"type\": \"BPE\", "
-             "\"dropout\": null, \"unk_token\": null, \"fuse_unk\": false, "
-             "\"byte_fallback\": false, \"vocab\": {");
-  for (int b = 0; b < 256; b++) {
-    char ch[4];
-    th_byte_char(b, ch);
-    if (ch[0] == '"' || ch[0] == '\\') fprintf(f, "%s\"\\%s\": %d", b ? ", " : "", ch, b);
-    else fprintf(f, "%s\"%s\": %d", b ? ", " : "", ch, b);
-  }
-  fprintf(f, ", \"\xc4\xa0" "a\": 257, \"\xc4\xa0" "b\": 258, \"\xc4\xa0" "c\": 259}, "
-             "\"merges\": [\"\xc4\xa0 a\", \"\xc4\xa0 b\", \"\xc4\xa0 c\"]}}\n");
-  fclose(f);
-}
-
 /* ---- the reference ------------------------------------------------------------ */
 
 /* Hand tokenization: bytes, with ' ' followed by a/b/c merged into one token. */
@@ -504,7 +479,7 @@ int main(int argc, char **argv) {
 
   char dir[] = "/tmp/dtr_test_eval_XXXXXX";
   th_expect(mkdtemp(dir) != NULL, "temp dir");
-  write_tokenizer(dir);
+  th_write_byte_tokenizer(dir);
   write_tasks(dir);
   char err[512], path[600];
   dtr_status st;

@@ -462,25 +462,8 @@ static void cli(dtr_ctx *ctx) {
   th_expect(dtr_model_save(m, dir, err, sizeof err) == DTR_OK, "save cli model");
   dtr_model_destroy(m);
   char path[300];
-  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-  FILE *f = fopen(path, "w");
-  fprintf(f, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 256, \"content\": "
-             "\"<|endoftext|>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
-             "\"normalized\": false, \"special\": true}], \"normalizer\": null, "
-             "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
-             "\"trim_offsets\": true, \"use_regex\": true}, \"post_processor\": null, "
-             "\"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
-             "\"trim_offsets\": true, \"use_regex\": true}, \"model\": {\"type\": \"BPE\", "
-             "\"dropout\": null, \"unk_token\": null, \"fuse_unk\": false, "
-             "\"byte_fallback\": false, \"vocab\": {");
-  for (int b = 0; b < 256; b++) {
-    char ch[4];
-    th_byte_char(b, ch);
-    if (ch[0] == '"' || ch[0] == '\\') fprintf(f, "%s\"\\%s\": %d", b ? ", " : "", ch, b);
-    else fprintf(f, "%s\"%s\": %d", b ? ", " : "", ch, b);
-  }
-  fprintf(f, "}, \"merges\": []}}\n");
-  fclose(f);
+  th_write_byte_tokenizer(dir);
+  FILE *f;
   static char out[1 << 16];
   char args[1024];
   snprintf(args, sizeof args, "generate --model %s --prompt 'Hello, world' --max-tokens 6", dir);

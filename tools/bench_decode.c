@@ -53,7 +53,7 @@ static void json_str(const char *s) {
 }
 
 /* Median ms of one decode step at context ctx; memory into *bytes. */
-static double time_ctx(dtr_model *m, uint32_t ctx, int steps, size_t *bytes) {
+double cli_decode_ms(dtr_model *m, uint32_t ctx, int steps, size_t *bytes) {
   dtr_ctx *c = dtr_model_ctx(m);
   dtr_session *s = dtr_session_create(m, 1, ctx + (uint32_t)steps + 2);
   if (!s) { fprintf(stderr, "dtr: ctx %u: %s\n", ctx, dtr_ctx_error(c)); return -1; }
@@ -134,7 +134,7 @@ int cmd_bench_decode(int argc, char **argv) {
       goto done;
     }
   for (int i = 0; i < nc; i++)
-    if ((base_ms[i] = time_ctx(m, (uint32_t)cl[i], (int)steps, &base_b[i])) < 0) goto done;
+    if ((base_ms[i] = cli_decode_ms(m, (uint32_t)cl[i], (int)steps, &base_b[i])) < 0) goto done;
   for (int i = 0; i < nr; i++)
     if (c->layer_types[rl[i]] == DTR_LAYER_FULL_ATTENTION &&
         dtr_model_replace_layer_kind(m, (uint32_t)rl[i], (dtr_block_kind)bk, 1)) {
@@ -142,7 +142,7 @@ int cmd_bench_decode(int argc, char **argv) {
       goto done;
     }
   for (int i = 0; nr && i < nc; i++)
-    if ((hyb_ms[i] = time_ctx(m, (uint32_t)cl[i], (int)steps, &hyb_b[i])) < 0) goto done;
+    if ((hyb_ms[i] = cli_decode_ms(m, (uint32_t)cl[i], (int)steps, &hyb_b[i])) < 0) goto done;
   const dtr_device_info *di = dtr_ctx_device(ctx);
   if (json) {
     printf("{\"device\": \"");

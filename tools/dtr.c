@@ -20,6 +20,9 @@ static void usage(FILE *f) {
           "  tokenizer train  train a byte-level BPE tokenizer.json\n"
           "  tasks make    write the recall / cloze / lm evaluation tasks\n"
           "  train         train the small Llama teacher from a train.json\n"
+          "  distill       distil every attention layer into a linear-attention student\n"
+          "  replace       greedy validation-guided replacement: teacher -> hybrid\n"
+          "  run           the main job: distill + replace on the shipped teacher\n"
           "\n"
           "environment:\n"
           "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
@@ -58,6 +61,9 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tasks")) return cmd_tasks(argc - 1, argv + 1);
   if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "distill")) return cmd_distill(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "replace")) return cmd_replace(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
   fprintf(stderr, "dtr: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

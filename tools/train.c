@@ -14,115 +14,6 @@
 #include "tokenizer.h"
 #include "train.h"
 
-#define TOKCACHE_MAGIC "DTRTOK01"
-
-typedef struct {
-  char magic[8];
-  uint64_t src_size, tok_size;
-  int64_t src_mtime, tok_mtime;
-  uint64_t n;
-} tokcache_hdr;
-
-static int file_stat(const char *path, uint64_t *size, int64_t *mtime) {
-  struct stat sb;
-  if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return 0;
-  *size = (uint64_t)sb.st_size;
-  *mtime = (int64_t)sb.st_mtime;
-  return 1;
-}
-
-/* Tokenizes path (documents separated by <|endoftext|> lines) into *ids,
- * reading OUT/cache/NAME.tokens when it was made from the same text and
- * tokenizer files, else writing it (atomically). */
-static int load_tokens(dtr_tokenizer *tok, const char *tok_path, const char *path,
-                       const char *cache_dir, const char *name, int32_t **ids, size_t *n) {
-  tokcache_hdr h, want;
-  memset(&want, 0, sizeof want);
-  memcpy(want.magic, TOKCACHE_MAGIC, 8);
-  if (!file_stat(path, &want.src_size, &want.src_mtime)) {
-    fprintf(stderr, "dtr train: %s: cannot read (%s)\n", path, strerror(errno));
-    return 0;
-  }
-  file_stat(tok_path, &want.tok_size, &want.tok_mtime);
-  char cpath[1200], tmp[1300];
-  snprintf(cpath, sizeof cpath, "%s/%s.tokens", cache_dir, name);
-  FILE *f = fopen(cpath, "rb");
-  if (f) {
-    if (fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, want.magic, 8) &&
-        h.src_size == want.src_size && h.src_mtime == want.src_mtime &&
-        h.tok_size == want.tok_size && h.tok_mtime == want.tok_mtime) {
-      *ids = malloc((h.n ? h.n : 1) * 4);
-      if (*ids && fread(*ids, 4, h.n, f) == h.n) {
-        fclose(f);
-        *n = h.n;
-        fprintf(stderr, "dtr train: %s: %zu tokens (cached in %s)\n", path, *n, cpath);
-        return 1;
-      }
-      free(*ids);
-    }
-    fclose(f);
-  }
-  char *text, err[512];
-  size_t len;
-  if (dtr_read_text_file(path, 1, &text, &len, err, sizeof err)) {
-    fprintf(stderr, "dtr train: %s\n", err);
-    return 0;
-  }
-  double t0 = cli_now();
-  size_t cap = len / 2 + 1024, cnt = 0;
-  int32_t *out = malloc(cap * 4);
-  const char *sep = DTR_CORPUS_EOT "\n";
-  size_t pos = 0;
-  int ok = out != NULL;
-  while (ok && pos < len) {
-    /* Chunks of about 256 KiB cut just after a document separator. */
-    size_t end = pos + 262144;
-    if (end >= len)
-      end = len;
-    else {
-      const char *e = strstr(text + end, sep);
-      end = e ? (size_t)(e - text) + strlen(sep) : len;
-    }
-    int32_t *piece;
-    size_t np;
-    if (dtr_tokenizer_encode(tok, text + pos, end - pos, 0, &piece, &np)) {
-      fprintf(stderr, "dtr train: %s: %s\n", path, dtr_tokenizer_error(tok));
-      ok = 0;
-      break;
-    }
-    if (cnt + np > cap) {
-      while (cnt + np > cap) cap *= 2;
-      int32_t *o2 = realloc(out, cap * 4);
-      if (!o2) ok = 0;
-      else out = o2;
-    }
-    if (ok) memcpy(out + cnt, piece, np * 4);
-    cnt += ok ? np : 0;
-    free(piece);
-    pos = end;
-  }
-  free(text);
-  if (!ok) {
-    free(out);
-    return 0;
-  }
-  fprintf(stderr, "dtr train: %s: %zu tokens (tokenized in %.1f s)\n", path, cnt,
-          cli_now() - t0);
-  want.n = cnt;
-  snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
-  f = fopen(tmp, "wb");
-  if (f && fwrite(&want, sizeof want, 1, f) == 1 && fwrite(out, 4, cnt, f) == cnt &&
-      fclose(f) == 0) {
-    if (rename(tmp, cpath)) fprintf(stderr, "dtr train: warning: cannot write %s\n", cpath);
-  } else {
-    if (f) fclose(f);
-    fprintf(stderr, "dtr train: warning: cannot write the token cache %s\n", cpath);
-  }
-  *ids = out;
-  *n = cnt;
-  return 1;
-}
-
 static int make_dir(const char *d) {
   if (mkdir(d, 0777) && errno != EEXIST) {
     fprintf(stderr, "dtr train: %s: cannot create directory: %s\n", d, strerror(errno));
@@ -150,7 +41,9 @@ static void usage(FILE *f) {
           "  --config F      the training config (required)\n"
           "  --out DIR       output directory (created); also holds\n"
           "                  checkpoint.safetensors (weights, AdamW state, step, sampler)\n"
-          "                  and cache/*.tokens (the tokenized text)\n"
+          "                  and cache/*.tokens (the tokenized text); config.json and\n"
+          "                  model.safetensors are rewritten at every checkpoint, so\n"
+          "                  DIR is a loadable model of the latest checkpoint\n"
           "  --resume        continue from DIR/checkpoint.safetensors exactly\n"
           "  --device N      Vulkan device (see dtr info)\n"
           "  --stop-after N  stop (with a checkpoint) after step N without changing the\n"
@@ -213,11 +106,11 @@ int cmd_train(int argc, char **argv) {
   dtr_ctx *ctx = NULL;
   dtr_trainer *t = NULL;
   if (!make_dir(out) || !make_dir(cache)) goto done;
-  if (!load_tokens(tok, c.tokenizer, c.train, cache, "train", &tr, &ntr)) goto done;
-  if (c.valid[0] && !load_tokens(tok, c.tokenizer, c.valid, cache, "valid", &va, &nva))
+  if (!cli_load_tokens("dtr train", tok, c.tokenizer, c.train, cache, "train", &tr, &ntr)) goto done;
+  if (c.valid[0] && !cli_load_tokens("dtr train", tok, c.tokenizer, c.valid, cache, "valid", &va, &nva))
     goto done;
   if (c.recall[0] && c.recall_fraction > 0 &&
-      !load_tokens(tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
+      !cli_load_tokens("dtr train", tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
     goto done;
   if (!(ctx = cli_ctx((int)device))) goto done;
   if (!(t = dtr_trainer_create(ctx, &c, err, sizeof err)) ||
@@ -278,7 +171,10 @@ int cmd_train(int argc, char **argv) {
     }
     if ((c.checkpoint_interval && s % c.checkpoint_interval == 0) || last) {
       double te = cli_now();
-      if (dtr_trainer_save_checkpoint(t, ckpt, err, sizeof err)) {
+      /* the checkpoint, and DIR as a loadable model of this step, so that
+       * `dtr eval` can follow a long run */
+      if (dtr_trainer_save_checkpoint(t, ckpt, err, sizeof err) ||
+          dtr_trainer_save_hf(t, out, c.tokenizer, eos, err, sizeof err)) {
         fprintf(stderr, "dtr train: %s\n", err);
         goto done;
       }
@@ -292,10 +188,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
-  if (dtr_trainer_save_hf(t, out, c.tokenizer, eos, err, sizeof err)) {
-    fprintf(stderr, "dtr train: %s\n", err);
-    goto done;
-  }
+  /* the last step always checkpoints, which wrote the model */
   fprintf(stderr, "dtr train: wrote %s (config.json, model.safetensors, tokenizer.json)\n", out);
   rc = 0;
 done:
