@@ -224,7 +224,7 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
   char identity[512];
   snprintf(identity, sizeof identity,
            "metric=%s threshold=%s%.17g examples=%zu candidates=%u batch=%u window=%u", r->metric,
-           o->use_threshold ? "abs:" : "tol:", o->use_threshold ? o->threshold : o->tolerance,
+           o->use_threshold ? "abs:" : o->relative ? "rel:" : "tol:", o->use_threshold ? o->threshold : o->tolerance,
            dtr_eval_set_count(set), ncand0, o->batch, o->window);
   json_t *state = NULL;
   dtr_status st = DTR_OK;
@@ -261,8 +261,8 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
     if ((st = evaluate(&S, 0, 1, 0, 0, &e, err, errlen))) goto done;
     r->base = score_of(&e, o->use_norm, &r->base_lo, &r->base_hi);
     r->forwards_per_eval = e.forwards;
-    r->threshold = o->use_threshold ? o->threshold
-                                    : (mc ? r->base - o->tolerance : r->base + o->tolerance);
+    double tol = o->relative ? o->tolerance * r->base : o->tolerance;
+    r->threshold = o->use_threshold ? o->threshold : (mc ? r->base - tol : r->base + tol);
     if (S.cache) {
       dtr_hcache_keep_pending(S.cache);
       dtr_hcache_commit(S.cache, 0);

@@ -9,7 +9,8 @@
  *
  * The metric is the task's: acc (or acc_norm) for multiple choice, higher is
  * better; perplexity for target tasks, lower is better. The threshold is
- * P_base - tolerance (acc) or P_base + tolerance (perplexity), or given.
+ * P_base - tolerance (acc) or P_base + tolerance (perplexity), with a relative
+ * tolerance P_base * (1 -+ tolerance), or given.
  *
  * Beyond the plain algorithm, and with exactly its trajectory:
  *   (a) a candidate at layer l starts from the cached residual stream entering
@@ -69,6 +70,7 @@ typedef struct dtr_replace_result {
 
 typedef struct dtr_replace_opts {
   double tolerance;     /* used when !use_threshold; >= 0 */
+  int relative;         /* tolerance is a fraction of the base score */
   double threshold;
   int use_threshold;
   int use_norm;         /* acc_norm instead of acc */

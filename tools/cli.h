@@ -41,6 +41,7 @@ int cmd_bench(int argc, char **argv); /* dispatches bench ops | ... */
 int cmd_bench_ops(int argc, char **argv);
 int cmd_bench_linear(int argc, char **argv);
 int cmd_bench_decode(int argc, char **argv);
+int cmd_bench_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_eval(int argc, char **argv);      /* eval (tools/eval.c) */

@@ -327,6 +327,7 @@ int cmd_distill(int argc, char **argv) {
           out);
   rc = 0;
 done:
+  if (ctx && dtr_ctx_profiling(ctx)) dtr_ctx_profile_report(ctx, stderr);
   dtr_distiller_destroy(d);
   dtr_model_destroy(m);
   dtr_ctx_destroy(ctx);

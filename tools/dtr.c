@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  bench ops     time the dense kernels against the CPU baseline (OpenBLAS)\n"
           "  bench linear  time GLA / GDN / JetBlock mixers against full attention\n"
           "  bench decode  decode tokens/s and cache memory of a model at several contexts\n"
+          "  bench train   training tokens/s and FLOP/s utilisation of a train.json model\n"
           "  generate      generate text from a prompt with a model directory\n"
           "  score         per-token log-likelihoods and perplexity of a text file\n"
           "  eval          score a task file (acc / perplexity with 95%% CIs)\n"
@@ -36,13 +37,16 @@ int cmd_bench(int argc, char **argv) {
             "usage: dtr bench <what> [flags]\n"
             "  ops      dense kernels vs the CPU baseline (OpenBLAS)\n"
             "  linear   linear-attention mixers vs full attention, training and decode\n"
-            "  decode   a model's decode speed and cache memory at several contexts\n");
+            "  decode   a model's decode speed and cache memory at several contexts\n"
+            "  train    training tokens/s and FLOP/s utilisation of a train.json model\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "ops")) return cmd_bench_ops(argc - 1, argv + 1);
   if (!strcmp(argv[1], "linear")) return cmd_bench_linear(argc - 1, argv + 1);
   if (!strcmp(argv[1], "decode")) return cmd_bench_decode(argc - 1, argv + 1);
-  fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops, linear)\n", argv[1]);
+  if (!strcmp(argv[1], "train")) return cmd_bench_train(argc - 1, argv + 1);
+  fprintf(stderr, "dtr bench: unknown benchmark '%s' (try: ops, linear, decode, train)\n",
+          argv[1]);
   return 2;
 }
 

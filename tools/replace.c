@@ -25,7 +25,8 @@ static void usage(FILE *f) {
           "  --model DIR         the teacher\n"
           "  --students DIR      a `dtr distill` output for this teacher\n"
           "  --task FILE         task JSONL (multiple choice: acc; targets: perplexity)\n"
-          "  --tolerance X       allowed drop: threshold = base - X (acc) or base + X (ppl)\n"
+          "  --tolerance X       allowed drop: threshold = base - X (acc) or base + X (ppl);\n"
+          "                      X%% is relative: base * (1 - X/100), or (1 + X/100) for ppl\n"
           "  --threshold P       absolute threshold instead\n"
           "  --out HYBRID        output directory (created): the hybrid model\n"
           "                      (config.json, model.safetensors, tokenizer.json),\n"
@@ -124,7 +125,7 @@ int cmd_replace(int argc, char **argv) {
   double tol = NAN, thr = NAN;
   long limit = 0, batch = 8, window = 0, cache_mb = 1024, device = -1, speed_steps = 8;
   long max_tokens = 2048;
-  int plain = 0, resume = 0;
+  int plain = 0, resume = 0, relative = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -154,7 +155,18 @@ int cmd_replace(int argc, char **argv) {
     }
     if (!strcmp(a, "--tolerance") || !strcmp(a, "--threshold")) {
       double x;
-      if (!cli_float(a, v, &x)) return 2;
+      char num[64];
+      size_t vl = strlen(v);
+      int pct = !strcmp(a, "--tolerance") && vl > 1 && vl < sizeof num && v[vl - 1] == '%';
+      if (pct) {
+        memcpy(num, v, vl - 1);
+        num[vl - 1] = 0;
+      }
+      if (!cli_float(a, pct ? num : v, &x)) return 2;
+      if (pct) {
+        x /= 100;
+        relative = 1;
+      }
       if (!isfinite(x) || (!strcmp(a, "--tolerance") && x < 0)) {
         fprintf(stderr, "dtr replace: %s %s: must be a %snumber\n", a, v,
                 !strcmp(a, "--tolerance") ? "non-negative " : "finite ");
@@ -262,6 +274,7 @@ int cmd_replace(int argc, char **argv) {
   dtr_replace_opts o;
   memset(&o, 0, sizeof o);
   o.tolerance = isnan(tol) ? 0 : tol;
+  o.relative = relative;
   o.threshold = thr;
   o.use_threshold = !isnan(thr);
   o.use_norm = !strcmp(metric, "acc_norm");
@@ -346,6 +359,7 @@ int cmd_replace(int argc, char **argv) {
   printf("\nwrote %s (hybrid model, trajectory.json, trajectory.svg, summary.json)\n", out);
   rc = 0;
 done:
+  if (ctx && dtr_ctx_profiling(ctx)) dtr_ctx_profile_report(ctx, stderr);
   if (stu)
     for (uint32_t L = 0; m && L < dtr_model_cfg(m)->num_hidden_layers; L++)
       dtr_block_destroy(stu[L]);

@@ -20,13 +20,14 @@ static void usage(FILE *f) {
           "  Needs the data from tools/quickstart (or: dtr data prepare, dtr tasks make).\n"
           "  --model DIR       teacher (models/dtr-tiny)\n"
           "  --data FILE       distillation text, the training split (build/data/train.txt)\n"
-          "  --task FILE       task for the search (build/data/tasks/recall.jsonl)\n"
+          "  --task FILE       task for the search (build/data/tasks/lm.jsonl: held-out\n"
+          "                    perplexity; recall.jsonl and cloze.jsonl are the others)\n"
           "  --block KIND      gdn, gla or jet (gdn)\n"
-          "  --tokens N        distillation tokens (1048576)\n"
+          "  --tokens N        distillation tokens (393216: 192 steps of 8 x 256)\n"
           "  --seq-len N       distillation sequence length (256)\n"
           "  --batch N         distillation sequences per step (8)\n"
-          "  --tolerance X     allowed drop of the task score (0.05)\n"
-          "  --limit N         task examples scored by the search (all)\n"
+          "  --tolerance X     allowed loss on the task: absolute, or X%% of the base (10%%)\n"
+          "  --limit N         task examples scored by the search (80; 0: all)\n"
           "  --out DIR         everything goes here (build/run): students/, hybrid/\n"
           "  --fresh           start over instead of resuming what DIR holds\n"
           "  --device N        Vulkan device (see dtr info)\n");
@@ -55,8 +56,8 @@ static int rm_rf(const char *dir) {
 
 int cmd_run(int argc, char **argv) {
   const char *model = "models/dtr-tiny", *data = "build/data/train.txt";
-  const char *task = "build/data/tasks/recall.jsonl", *block = "gdn", *out = "build/run";
-  const char *tokens = "1048576", *seq = "256", *batch = "8", *tol = "0.05", *limit = NULL;
+  const char *task = "build/data/tasks/lm.jsonl", *block = "gdn", *out = "build/run";
+  const char *tokens = "393216", *seq = "256", *batch = "8", *tol = "10%", *limit = "80";
   const char *device = NULL;
   int fresh = 0;
   for (int i = 1; i < argc; i++) {
@@ -147,7 +148,7 @@ int cmd_run(int argc, char **argv) {
   rv[n++] = "--task";      rv[n++] = (char *)task;
   rv[n++] = "--tolerance"; rv[n++] = (char *)tol;
   rv[n++] = "--out";       rv[n++] = hyb;
-  if (limit) { rv[n++] = "--limit"; rv[n++] = (char *)limit; }
+  rv[n++] = "--limit";     rv[n++] = (char *)limit;
   if (device) { rv[n++] = "--device"; rv[n++] = (char *)device; }
   if (exists(sst)) rv[n++] = "--resume";
   rv[n] = NULL;
