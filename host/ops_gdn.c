@@ -6,7 +6,16 @@
  * checkpoints S_n per chunk and the transformed values Vn into the workspace),
  * gdn_chunk_bwd_dv (dS walked backwards over chunks, dv, dR and the dS_{n+1}
  * checkpoints), then gdn_chunk_bwd_dqk (dq, dk, dbeta, dg, every chunk in
- * parallel). Nothing uses float atomics, so results are deterministic. */
+ * parallel). Nothing uses float atomics, so results are deterministic.
+ *
+ * Each backward kernel has a twin *_tex reading q, k, v, dout and the workspace
+ * as vec4 texel buffers, taken on CPU devices: llvmpipe loads storage buffers
+ * (and shared memory) lane by lane but fetches a texel with one vector gather.
+ * The first two twins also walk the tokens one by one instead of building the
+ * chunk matrices in shared memory (see gdn_chunk_fwd_save_tex.comp), in
+ * dispatches of a bounded number of chunks (lavapipe's loop limit); all three
+ * fill the same workspace. DTR_GDN_TEXEL=0/1 forces the choice (the tests run
+ * both); the texel path is only taken where the shapes and views allow it. */
 #include "dtr_linear.h"
 #include "dtr_push.h"
 
@@ -75,7 +84,7 @@ static dtr_status check_opt(dtr_ctx *ctx, const char *op, const char *arg, dtr_v
 static dtr_pc_gdn_chunk chunk_pc(const dtr_lin_desc *d, uint32_t C, int has_in, int has_out) {
   size_t kv = (size_t)d->H * d->K * d->V, ns = gdn_slots(d, C);
   dtr_pc_gdn_chunk pc = {d->B, d->Ttot, d->H, d->K, d->V, d->scale,
-                         (uint32_t)has_in, (uint32_t)has_out, (uint32_t)ns, 0, 0, 0, 0};
+                         (uint32_t)has_in, (uint32_t)has_out, (uint32_t)ns, 0, 0, 0, 0, 0, 0};
   pc.ws_s = 0;
   pc.ws_ds = (uint32_t)(ns * kv);
   pc.ws_vn = (uint32_t)(2 * ns * kv);
@@ -128,6 +137,98 @@ dtr_status dtr_op_gdn_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                       offsets, d, 0);
 }
 
+/* ---- texel path of the backward (CPU devices) ---------------------------- */
+
+/* True when the *_tex kernels should run: DTR_GDN_TEXEL=0/1 if set, else on CPU
+ * devices; and only where they apply: K and V multiples of 4 (rows and workspace
+ * offsets are whole texels), K <= 128 (the token-walking kernels keep a state
+ * column in registers through unrolled K/4-trip loops), and each of the count
+ * views (of n[i] floats) at the texel offset alignment and within the device's
+ * texel-buffer limit. */
+static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
+                     int count) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  const char *e = getenv("DTR_GDN_TEXEL");
+  int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
+  if (!want || d->K % 4 || d->V % 4 || d->K > 128) return 0;
+  if (!d->Ttot) return 0; /* an empty view of size 0 would bind "to the end" */
+  uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
+  for (int i = 0; i < count; i++)
+    if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
+  return 1;
+}
+
+/* The view of the first n floats of v, for binding as a texel buffer. */
+static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
+
+/* Chunks per dispatch of the token-walking kernels: lavapipe ends an invocation
+ * silently after 65535 loop iterations in all, and they spend one per token and
+ * one per chunk; half of that leaves a margin. */
+static uint32_t tex_window(uint32_t C) { return 32768u / C; }
+
+/* The three passes of dtr_op_gdn_chunk_bwd on the *_tex kernels (its arguments,
+ * already checked). */
+static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv, dtr_view dg,
+                            dtr_view dbeta, dtr_view dstate_in, dtr_view dout,
+                            dtr_view dstate_out, dtr_view q, dtr_view k, dtr_view v,
+                            dtr_view g, dtr_view beta, dtr_view state_in, dtr_view offsets,
+                            dtr_view workspace, const dtr_lin_desc *d) {
+  uint32_t C = gdn_chunk(d);
+  size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
+  dtr_arg q_t = DTR_TEX(tex_view(q, tk)), k_t = DTR_TEX(tex_view(k, tk));
+  dtr_arg v_t = DTR_TEX(tex_view(v, tv)), do_t = DTR_TEX(tex_view(dout, tv));
+  /* One invocation per value column, one subgroup per workgroup (the kernels
+   * share nothing between lanes, so small workgroups only spread the load). */
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  uint32_t wg = di->subgroup_size ? di->subgroup_size : 8;
+  uint32_t spec[3] = {wg, C, d->K}, W = tex_window(C);
+  uint32_t nwin = ((d->Ttot + C - 1) / C + W - 1) / W;
+  dtr_dispatch_desc dd = {.spec = spec, .nspec = 3, .push_size = sizeof(dtr_pc_gdn_chunk),
+                          .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
+  dtr_status st;
+
+  /* 1. checkpoints S_n and Vn, window by window. */
+  int has_in = dtr_view_present(state_in);
+  dtr_pc_gdn_chunk pc = chunk_pc(d, C, has_in, 0);
+  dtr_arg a1[7] = {DTR_OUT(workspace), k_t, v_t, DTR_IN(g), DTR_IN(beta),
+                   DTR_IN(has_in ? state_in : q), DTR_IN(offsets)};
+  dd.kernel = "gdn_chunk_fwd_save_tex";
+  dd.args = a1;
+  dd.nargs = 7;
+  dd.push = &pc;
+  for (uint32_t w = 0; w < nwin; w++) {
+    pc.n0 = w * W;
+    pc.n1 = pc.n0 + W;
+    if ((st = dtr_dispatch(ctx, &dd))) return st;
+  }
+
+  /* 2. dS over chunks in reverse (the last window first), dv, dR, dS_{n+1}. */
+  int has_dso = dtr_view_present(dstate_out), has_dsi = dtr_view_present(dstate_in);
+  pc = chunk_pc(d, C, has_dso, has_dsi);
+  dtr_arg a2[10] = {DTR_OUT(dv), DTR_OUT(workspace),
+                    has_dsi ? DTR_OUT(dstate_in) : DTR_IN(q), do_t,
+                    DTR_IN(has_dso ? dstate_out : q), q_t, k_t, DTR_IN(g), DTR_IN(beta),
+                    DTR_IN(offsets)};
+  dd.kernel = "gdn_chunk_bwd_dv_tex";
+  dd.args = a2;
+  dd.nargs = 10;
+  for (uint32_t w = nwin; w-- > 0;) {
+    pc.n0 = w * W;
+    pc.n1 = pc.n0 + W;
+    if ((st = dtr_dispatch(ctx, &dd))) return st;
+  }
+
+  /* 3. dq, dk, dbeta, dg per chunk. */
+  dtr_arg a3[12] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dg), DTR_OUT(dbeta),
+                    DTR_TEX(tex_view(workspace, dtr_op_gdn_chunk_bwd_workspace(d) / 4)), do_t,
+                    q_t, k_t, v_t, DTR_IN(g), DTR_IN(beta), DTR_IN(offsets)};
+  uint32_t spec3[4] = {GDN_WG, C, d->K, d->V};
+  dtr_dispatch_desc d3 = {.kernel = "gdn_chunk_bwd_dqk_tex", .spec = spec3, .nspec = 4,
+                          .args = a3, .nargs = 12, .push = &pc, .push_size = sizeof pc,
+                          .groups = {pc.nslots, d->H, 1}};
+  return dtr_dispatch(ctx, &d3);
+}
+
 dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
                                 dtr_view dg, dtr_view dbeta, dtr_view dstate_in,
                                 dtr_view dout, dtr_view dstate_out, dtr_view q, dtr_view k,
@@ -150,6 +251,11 @@ dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
       (st = check_opt(ctx, op, "dstate_out", dstate_out, sb)) ||
       (st = check_opt(ctx, op, "state_in", state_in, sb)))
     return st;
+  dtr_view tvw[5] = {q, k, v, dout, workspace};
+  size_t tn[5] = {tk / 4, tk / 4, tv / 4, tv / 4, dtr_op_gdn_chunk_bwd_workspace(d) / 4};
+  if (use_texel(ctx, d, tvw, tn, 5))
+    return bwd_texel(ctx, dq, dk, dv, dg, dbeta, dstate_in, dout, dstate_out, q, k, v, g, beta,
+                     state_in, offsets, workspace, d);
   uint32_t C = gdn_chunk(d);
 
   /* 1. checkpoints S_n and Vn. */

@@ -4,10 +4,13 @@
 #define DTR_PUSH_GDN_H
 #include "push_common.h"
 
-/* gdn_chunk_fwd, gdn_chunk_bwd_dv, gdn_chunk_bwd_dqk. The workspace (floats) holds
- * state checkpoints S_n and dS_{n+1} at ws_s / ws_ds (nslots slots per head of K*V;
- * sequence b's chunk n uses slot floor(bos_b / C) + 2b + n), then the chunks'
- * transformed values Vn and dVn-solves dR at ws_vn / ws_dr, both (Ttot, H, V). */
+/* gdn_chunk_fwd, gdn_chunk_bwd_dv, gdn_chunk_bwd_dqk and their *_tex twins. The
+ * workspace (floats) holds state checkpoints S_n and dS_{n+1} at ws_s / ws_ds
+ * (nslots slots per head of K*V; sequence b's chunk n uses slot
+ * floor(bos_b / C) + 2b + n), then the chunks' transformed values Vn and
+ * dVn-solves dR at ws_vn / ws_dr, both (Ttot, H, V). The token-walking *_tex
+ * kernels of the first two passes take each sequence's chunks [n0, n1) per
+ * dispatch (lavapipe's loop limit); the others ignore n0, n1. */
 DTR_PUSH_STRUCT(dtr_pc_gdn_chunk) {
   DTR_U32 B;
   DTR_U32 Ttot;
@@ -22,6 +25,8 @@ DTR_PUSH_STRUCT(dtr_pc_gdn_chunk) {
   DTR_U32 ws_ds;
   DTR_U32 ws_vn;
   DTR_U32 ws_dr;
+  DTR_U32 n0;
+  DTR_U32 n1;
 };
 
 /* gdn_decode: one token per sequence. */

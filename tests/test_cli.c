@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -55,5 +56,23 @@ int main(int argc, char **argv) {
                          "\"mixer\": \"jet\"", "\"mixer\": \"attn\"", NULL};
   th_expect(rc == 0 && has_all(out, lkeys), "dtr bench linear --quick --json (exit %d)", rc);
   if (rc != 0) printf("%s\n", out);
+  /* bench train on a tiny config (no data files needed) */
+  char cfg[128];
+  snprintf(cfg, sizeof cfg, "/tmp/dtr_test_cli_%d.json", (int)getpid());
+  FILE *f = fopen(cfg, "w");
+  if (f) {
+    fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 2, \"heads\": 2, \"kv_heads\": 1, "
+               "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
+               "\"t.json\", \"train\": \"x.txt\"},\n \"optim\": {\"batch\": 2, "
+               "\"seq_len\": 16, \"steps\": 10}}\n");
+    fclose(f);
+  }
+  char args[300];
+  snprintf(args, sizeof args, "bench train --config %s --steps 2 --vocab 300 --json", cfg);
+  rc = run(args, out, sizeof out);
+  const char *tkeys[] = {"\"tokens_per_s\"", "\"model_gflops\"", "\"matmul_gflops\"",
+                         "\"utilisation\"", NULL};
+  th_expect(rc == 0 && has_all(out, tkeys), "dtr bench train --json (exit %d): %.300s", rc, out);
+  remove(cfg);
   return th_finish();
 }

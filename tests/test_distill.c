@@ -16,8 +16,9 @@
  *     and for perplexity, and the accelerated one runs fewer layer-forwards;
  *   - a search resumed from the state written mid-way (as a kill would leave
  *     it) ends with the same trajectory as an uninterrupted one;
- *   - through the dtr binary (argv[1]): distill, stop, resume equals an
- *     uninterrupted run byte for byte; replace writes a loadable hybrid and the
+ *   - through the dtr binary (argv[1]): distill stopped and resumed, or killed
+ *     with SIGKILL mid-run and resumed, equals an uninterrupted run byte for
+ *     byte; replace writes a loadable hybrid and the
  *     trajectory files; bad input (students of another model, a task without
  *     examples, a negative or non-numeric tolerance) fails clearly. */
 #define _GNU_SOURCE
@@ -511,11 +512,27 @@ static void cli(void) {
   snprintf(p1, sizeof p1, "%s/s1/students.safetensors", dir);
   snprintf(p2, sizeof p2, "%s/s2/students.safetensors", dir);
   th_expect(files_equal(p1, p2), "stop + resume writes the same students, byte for byte");
+  /* kill -9 in the middle, then resume (or start over if no checkpoint was made) */
+  snprintf(fmt, sizeof fmt, "distill --model %%s %s --out %%s/s3", common);
+  char cmd[4400], tail[2200];
+  snprintf(tail, sizeof tail, fmt, mdir, text, dir);
+  snprintf(cmd, sizeof cmd,
+           "(%s %s >/dev/null 2>&1 & p=$!; sleep 0.7; kill -9 $p; wait $p) >/dev/null 2>&1",
+           dtr_bin, tail);
+  rc = system(cmd);
+  snprintf(p2, sizeof p2, "%s/s3/checkpoint.safetensors", dir);
+  int had = access(p2, R_OK) == 0;
+  snprintf(args, sizeof args, "%s%s", tail, had ? " --resume" : "");
+  rc = th_run(dtr_bin, args, out, sizeof out);
+  snprintf(p2, sizeof p2, "%s/s3/students.safetensors", dir);
+  th_expect(rc == 0 && files_equal(p1, p2),
+            "kill -9 mid-run, then %s: the same students, byte for byte (exit %d)",
+            had ? "--resume" : "a fresh start (no checkpoint yet)", rc);
   /* replace: a loadable hybrid and the trajectory */
   char task[400];
   snprintf(task, sizeof task, "%s/mc.jsonl", dir);
   snprintf(args, sizeof args,
-           "replace --model %s --students %s/s1 --task %s --tolerance 0.5 --out %s/h "
+           "replace --model %s --students %s/s1 --task %s --tolerance 50%% --out %s/h "
            "--speed-ctx 64 --speed-steps 2",
            mdir, dir, task, dir);
   rc = th_run(dtr_bin, args, out, sizeof out);

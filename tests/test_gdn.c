@@ -1,10 +1,12 @@
 /* test_gdn.c — Gated DeltaNet kernels against the recurrent oracle (ref_gdn.c):
  * the oracle's analytic backward against finite differences; the chunked forward
- * and backward against the oracle over awkward shapes (T not a multiple of the
- * chunk, T < chunk, T = 1, several heads, varlen batches, initial and final states,
- * value columns not filling a workgroup); decode token by token and prefill then
- * decode against one long forward; a long sequence stays finite; the gates and the
- * L2 norm with their gradients. Decays exp(g) are drawn in [0.5, 0.999]. */
+ * (both forms) and backward (texel and storage-buffer kernels) against the oracle
+ * over awkward shapes (T not a multiple of the chunk, T < chunk, T = 1, several
+ * heads, varlen batches, initial and final states, value columns not filling a
+ * workgroup, a backward longer than one texel dispatch); decode token by token
+ * and prefill then decode against one long forward; a long sequence stays finite;
+ * the gates and the L2 norm with their gradients. Decays exp(g) are drawn in
+ * [0.5, 0.999]. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +267,14 @@ static const gdn_case cases[] = {
     {"varlen 70,1,130,64 H=2 K=32 V=48 state_in", 4, 2, 32, 48, 0, {70, 1, 130, 64}, 1, 1},
     {"varlen 50,29 H=2 K=16 V=80 chunk=16", 2, 2, 16, 80, 16, {50, 29}, 1, 0},
 };
+
+/* A backward longer than one dispatch of the token-walking texel kernels (32768
+ * tokens, lavapipe's loop limit): the state and its gradient cross dispatches
+ * through the workspace checkpoints; the short sequence ends in the first. Texel
+ * path only: the storage-buffer kernels walk a sequence in one invocation, which
+ * lavapipe's loop limit cuts short at this length. */
+static const gdn_case long_bwd_case = {"varlen 33000,70 H=2 K=V=8 state_in", 2, 2, 8, 8, 0,
+                                       {33000, 70}, 1, 1};
 
 /* ---- decode ------------------------------------------------------------- */
 /* Prefill P tokens with the chunked forward (state_out), then decode the remaining
@@ -619,7 +629,15 @@ int main(void) {
     test_long(ctx);
   }
   unsetenv("DTR_GDN_FWD");
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+  /* Both backward paths (the op takes the texel kernels on CPU devices). */
+  const char *texel[2] = {"1", "0"};
+  for (int t = 0; t < 2; t++) {
+    setenv("DTR_GDN_TEXEL", texel[t], 1);
+    printf("backward kernels: %s\n", t ? "storage buffers" : "texel buffers");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+    if (!t) run_case(ctx, &long_bwd_case, 1);
+  }
+  unsetenv("DTR_GDN_TEXEL");
   test_decode(ctx);
   test_gates_l2(ctx);
   return th_finish();

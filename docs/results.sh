@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# docs/results.sh — reruns every experiment docs/RESULTS.md reports, on the
+# shipped teacher, into build/results (resuming whatever is already there):
+#   students: GDN (the main job's, `dtr run`) and GLA, 393,216 tokens each;
+#   the greedy search for each block on lm (perplexity, tolerance 10%), cloze
+#   and recall (accuracy, tolerance 0.03), with the plain search once for the
+#   layer-forward comparison;
+#   decode speed against the number of replaced layers at 512..65,536 context.
+# Needs tools/quickstart (or tools/test) to have built dtr and prepared build/data.
+# About an hour on the 2-core lavapipe machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dtr=${DTR:-build/dtr}
+out=build/results
+mkdir -p "$out"
+tasks=build/data/tasks
+for block in gdn gla; do
+  dir="$out/$block"
+  resume=()
+  [ -f "$dir/students/checkpoint.safetensors" ] && resume=(--resume)
+  "$dtr" distill --model models/dtr-tiny --data build/data/train.txt --block "$block" \
+    --tokens 393216 --seq-len 256 --batch 8 --out "$dir/students" "${resume[@]}" \
+    2>&1 | tee "$dir.distill.log"
+  for task in lm cloze recall; do
+    tol=0.03
+    [ "$task" = lm ] && tol=10%
+    limit=()
+    [ "$task" = lm ] && limit=(--limit 80)
+    "$dtr" replace --model models/dtr-tiny --students "$dir/students" \
+      --task "$tasks/$task.jsonl" --tolerance "$tol" "${limit[@]}" \
+      --out "$dir/$task" --speed-ctx none | tee "$dir/$task.log"
+  done
+done
+"$dtr" replace --model models/dtr-tiny --students "$out/gdn/students" \
+  --task "$tasks/lm.jsonl" --tolerance 10% --limit 80 --plain --out "$out/gdn/lm-plain" \
+  --speed-ctx none | tee "$out/gdn/lm-plain.log"
+for layers in "" 0 0,1 0,1,2 0,1,2,3 0,1,2,3,4 0,1,2,3,4,5; do
+  rep=()
+  [ -n "$layers" ] && rep=(--replace "$layers")
+  "$dtr" bench decode --model models/dtr-tiny --ctx 512,2048,16384,65536 --steps 8 \
+    "${rep[@]}" | tee "$out/decode-${layers:-none}.log"
+done
