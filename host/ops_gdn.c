@@ -14,8 +14,10 @@
  * The first two twins also walk the tokens one by one instead of building the
  * chunk matrices in shared memory (see gdn_chunk_fwd_save_tex.comp), in
  * dispatches of a bounded number of chunks (lavapipe's loop limit); all three
- * fill the same workspace. DTR_GDN_TEXEL=0/1 forces the choice (the tests run
- * both); the texel path is only taken where the shapes and views allow it. */
+ * fill the same workspace. The recurrent forward has a texel twin too
+ * (gdn_recurrent_fwd_tex, four value columns per invocation). DTR_GDN_TEXEL=0/1
+ * forces the choice (the tests run both); the texel path is only taken where the
+ * shapes and views allow it. */
 #include "dtr_linear.h"
 #include "dtr_push.h"
 
@@ -110,6 +112,52 @@ static dtr_status fwd_dispatch(dtr_ctx *ctx, const char *kernel, dtr_arg out0, d
   return dtr_dispatch(ctx, &dd);
 }
 
+/* ---- texel paths (CPU devices) ------------------------------------------ */
+
+/* True when the *_tex kernels should run: DTR_GDN_TEXEL=0/1 if set, else on CPU
+ * devices; and only where they apply: K and V multiples of 4 (rows and workspace
+ * offsets are whole texels), K <= 128 (the token-walking kernels keep a state
+ * column in registers through unrolled K/4-trip loops), and each of the count
+ * views (of n[i] floats) at the texel offset alignment and within the device's
+ * texel-buffer limit. */
+static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
+                     int count) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  const char *e = getenv("DTR_GDN_TEXEL");
+  int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
+  if (!want || d->K % 4 || d->V % 4 || d->K > 128) return 0;
+  if (!d->Ttot) return 0; /* an empty view of size 0 would bind "to the end" */
+  uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
+  for (int i = 0; i < count; i++)
+    if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
+  return 1;
+}
+
+/* The view of the first n floats of v, for binding as a texel buffer. */
+static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
+
+/* The recurrent forward's texel twin, gdn_recurrent_fwd_tex (arguments already
+ * checked; taken for Ttot <= 32768, one dispatch, lavapipe's loop limit): four
+ * value columns per invocation, one subgroup per workgroup. */
+static dtr_status fwd_texel(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dtr_view q,
+                            dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
+                            dtr_view state_in, dtr_view offsets, const dtr_lin_desc *d) {
+  uint32_t C = gdn_chunk(d);
+  int has_in = dtr_view_present(state_in), has_out = dtr_view_present(state_out);
+  dtr_pc_gdn_chunk pc = chunk_pc(d, C, has_in, has_out);
+  size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
+  dtr_arg args[9] = {DTR_OUT(o), has_out ? DTR_OUT(state_out) : DTR_IN(offsets),
+                     DTR_TEX(tex_view(q, tk)), DTR_TEX(tex_view(k, tk)),
+                     DTR_TEX(tex_view(v, tv)), DTR_IN(g), DTR_IN(beta),
+                     DTR_IN(has_in ? state_in : offsets), DTR_IN(offsets)};
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  uint32_t wg = di->subgroup_size ? di->subgroup_size : 8, spec[3] = {wg, C, d->K};
+  dtr_dispatch_desc dd = {.kernel = "gdn_recurrent_fwd_tex", .spec = spec, .nspec = 3,
+                          .args = args, .nargs = 9, .push = &pc, .push_size = sizeof pc,
+                          .groups = {(d->V / 4 + wg - 1) / wg, d->H, d->B}};
+  return dtr_dispatch(ctx, &dd);
+}
+
 /* The forward's form: recurrent on CPU devices (no barriers, fewer flops; see
  * gdn_recurrent_fwd.comp), chunked elsewhere. DTR_GDN_FWD=chunk|recurrent
  * overrides (the tests run both). */
@@ -133,33 +181,15 @@ dtr_status dtr_op_gdn_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
       (st = check_opt(ctx, op, "state_out", state_out, sb)) ||
       (st = check_opt(ctx, op, "state_in", state_in, sb)))
     return st;
-  return fwd_dispatch(ctx, use_recurrent(ctx, d) ? "gdn_recurrent_fwd" : "gdn_chunk_fwd", DTR_OUT(o), state_out, q, k, v, g, beta, state_in,
-                      offsets, d, 0);
+  int rec = use_recurrent(ctx, d);
+  size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
+  dtr_view tvw[3] = {q, k, v};
+  size_t tn[3] = {tk, tk, tv};
+  if (rec && d->Ttot <= 32768u && use_texel(ctx, d, tvw, tn, 3))
+    return fwd_texel(ctx, o, state_out, q, k, v, g, beta, state_in, offsets, d);
+  return fwd_dispatch(ctx, rec ? "gdn_recurrent_fwd" : "gdn_chunk_fwd", DTR_OUT(o), state_out,
+                      q, k, v, g, beta, state_in, offsets, d, 0);
 }
-
-/* ---- texel path of the backward (CPU devices) ---------------------------- */
-
-/* True when the *_tex kernels should run: DTR_GDN_TEXEL=0/1 if set, else on CPU
- * devices; and only where they apply: K and V multiples of 4 (rows and workspace
- * offsets are whole texels), K <= 128 (the token-walking kernels keep a state
- * column in registers through unrolled K/4-trip loops), and each of the count
- * views (of n[i] floats) at the texel offset alignment and within the device's
- * texel-buffer limit. */
-static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
-                     int count) {
-  const dtr_device_info *di = dtr_ctx_device(ctx);
-  const char *e = getenv("DTR_GDN_TEXEL");
-  int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
-  if (!want || d->K % 4 || d->V % 4 || d->K > 128) return 0;
-  if (!d->Ttot) return 0; /* an empty view of size 0 would bind "to the end" */
-  uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
-  for (int i = 0; i < count; i++)
-    if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
-  return 1;
-}
-
-/* The view of the first n floats of v, for binding as a texel buffer. */
-static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
 
 /* Chunks per dispatch of the token-walking kernels: lavapipe ends an invocation
  * silently after 65535 loop iterations in all, and they spend one per token and

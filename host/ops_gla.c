@@ -2,8 +2,10 @@
  * the backward (states pass, reverse dS pass, per-chunk gradients, gate
  * gradient), the one-token decode step and the log-sigmoid gate. The math and
  * the kernels' derivations are in shaders/gla_*.comp; the contract in
- * host/dtr_linear.h. */
+ * host/dtr_linear.h. On CPU devices the chunked forward and backward run on
+ * texel-buffer twins (shaders/gla_chunk_*_tex.comp; see use_texel below). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dtr_linear.h"
 #include "dtr_push.h"
@@ -80,6 +82,49 @@ static dtr_status check_opt(dtr_ctx *ctx, const char *op, const char *arg, dtr_v
   return dtr_view_present(x) ? dtr_check_view(ctx, op, arg, x, bytes) : DTR_OK;
 }
 
+/* ---- texel path (CPU devices) ---------------------------------------------
+ * The *_tex twins read their big inputs as vec4 texel buffers: llvmpipe loads
+ * storage buffers (and shared memory) lane by lane but fetches a texel with one
+ * vector gather. The token-walking twins keep four state columns per invocation
+ * in registers and walk the sequence token by token, with no shared memory and
+ * no barrier. DTR_GLA_TEXEL=0/1 forces the choice (the tests run both); the texel
+ * path is only taken where it applies: K <= 128 (unrolled K/4-trip loops hold
+ * the state in registers), a non-empty input, and every texel view (count of
+ * them, n[i] floats each) at the texel offset alignment and within the device's
+ * texel-buffer limit. K and V are multiples of 4 already (check_desc). */
+static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
+                     int count) {
+  const dtr_device_info *di = dtr_ctx_device(ctx);
+  const char *e = getenv("DTR_GLA_TEXEL");
+  int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
+  if (!want || d->K > 128 || !d->Ttot) return 0;
+  uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
+  for (int i = 0; i < count; i++)
+    if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
+  return 1;
+}
+
+/* The view of the first n floats of v, for binding as a texel buffer. */
+static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
+
+/* Invocations per workgroup of the token-walking twins: one subgroup (they share
+ * nothing between lanes, so small workgroups only spread the load). */
+static uint32_t tex_wg(dtr_ctx *ctx) {
+  uint32_t sg = dtr_ctx_device(ctx)->subgroup_size;
+  return sg ? sg : 8;
+}
+
+/* Chunks per dispatch of a token-walking twin that spends `per_token` loop
+ * iterations per token: half of lavapipe's 65535 leaves a margin.
+ * DTR_GLA_TEX_WINDOW=N (chunks, smaller only) lets the tests walk several. */
+static uint32_t tex_window(uint32_t C, uint32_t per_token) {
+  uint32_t w = 32768u / per_token / C;
+  const char *e = getenv("DTR_GLA_TEX_WINDOW");
+  long n = e ? strtol(e, NULL, 10) : 0;
+  if (n > 0 && (uint32_t)n < w) w = (uint32_t)n;
+  return w ? w : 1;
+}
+
 static dtr_status run(dtr_ctx *ctx, const char *kernel, const uint32_t *spec, uint32_t nspec,
                       const dtr_arg *args, uint32_t nargs, const void *pc, uint32_t pcsize,
                       uint32_t gx, uint32_t gy) {
@@ -107,6 +152,33 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                              "%s: %u tokens take %u dispatches here and the state is "
                              "carried between them through state_out: pass one", op,
                              d->Ttot, nwin);
+  size_t nk = (size_t)d->Ttot * d->H * d->K, nv = (size_t)d->Ttot * d->H * d->V;
+  dtr_view tvw[4] = {q, k, v, gk};
+  size_t tn[4] = {nk, nk, nv, nk};
+  if (use_texel(ctx, d, tvw, tn, 4)) {
+    /* The windows are the twin's own (longer); state_out is still required
+     * wherever the storage path would need it, so the contract stays one. */
+    uint32_t wg = tex_wg(ctx), tw = tex_window(C, 1);
+    uint32_t tnwin = maxch > tw ? (maxch + tw - 1) / tw : 1;
+    uint32_t spec[4] = {wg, C, d->K, d->V};
+    for (uint32_t w = 0; w < tnwin; w++) {
+      dtr_pc_gla_chunk pc = {d->B, d->H, d->Ttot, d->scale, 0, d->K / 4, d->V / 4,
+                             w * tw, w + 1 < tnwin ? (w + 1) * tw : 0xffffffffu};
+      dtr_view sin = w ? state_out : state_in;
+      if (dtr_view_present(sin)) pc.flags |= DTR_GLA_STATE_IN;
+      if (dtr_view_present(state_out)) pc.flags |= DTR_GLA_STATE_OUT;
+      dtr_arg args[8] = {DTR_OUT(o),
+                         dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(offsets),
+                         DTR_TEX(tex_view(q, nk)), DTR_TEX(tex_view(k, nk)),
+                         DTR_TEX(tex_view(v, nv)), DTR_TEX(tex_view(gk, nk)),
+                         DTR_IN(dtr_view_present(sin) ? sin : offsets), DTR_IN(offsets)};
+      dtr_dispatch_desc dd = {.kernel = "gla_chunk_fwd_tex", .spec = spec, .nspec = 4,
+                              .args = args, .nargs = 8, .push = &pc, .push_size = sizeof pc,
+                              .groups = {(d->V / 4 + wg - 1) / wg, d->H, d->B}};
+      if ((st = dtr_dispatch(ctx, &dd))) return st;
+    }
+    return DTR_OK;
+  }
   uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
   for (uint32_t w = 0; w < nwin; w++) {
     dtr_pc_gla_chunk pc = {d->B, d->H, d->Ttot, d->scale, 0, d->K / 4, d->V / 4,
@@ -127,10 +199,11 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
 }
 
 /* Workspace of the backward: the state entering every chunk and each sequence's
- * final state (wsS), their gradients (wsD), both in slots (see push_gla.h), and
- * the in-chunk cumulative log-decays (wsB, like gk). Parts are 256-byte aligned. */
+ * final state (wsS), their gradients (wsD), both in slots (see push_gla.h), the
+ * in-chunk cumulative log-decays (wsB, like gk), and for the texel path q e^{b}
+ * (wsQ) and k e^{-b} (wsK), like gk too. Parts are 256-byte aligned. */
 typedef struct gla_ws {
-  size_t s_off, s_size, d_off, d_size, b_off, b_size, total;
+  size_t s_off, s_size, d_off, d_size, b_off, b_size, q_off, k_off, total;
 } gla_ws;
 
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
@@ -144,7 +217,9 @@ static gla_ws ws_layout(const dtr_lin_desc *d, uint32_t C) {
   w.s_off = 0;
   w.d_off = align256(w.s_size);
   w.b_off = w.d_off + align256(w.d_size);
-  w.total = w.b_off + align256(w.b_size ? w.b_size : 4);
+  w.q_off = w.b_off + align256(w.b_size ? w.b_size : 4);
+  w.k_off = w.q_off + align256(w.b_size ? w.b_size : 4);
+  w.total = w.k_off + align256(w.b_size ? w.b_size : 4);
   return w;
 }
 
@@ -155,6 +230,87 @@ size_t dtr_op_gla_chunk_bwd_workspace(const dtr_lin_desc *d) {
 
 static dtr_view sub(dtr_view w, size_t off, size_t size) {
   return (dtr_view){w.buf, w.offset + off, size};
+}
+
+/* Step 4 of the backward, shared by both paths: dgk, the reverse cumulative sum
+ * of q dq - k dk plus the final-state term. */
+static dtr_status bwd_dgk(dtr_ctx *ctx, dtr_view dgk, dtr_view q, dtr_view k, dtr_view dq,
+                          dtr_view dk, dtr_view dstate_out, dtr_view wsS, dtr_view offsets,
+                          const dtr_pc_gla_chunk *pc, uint32_t C) {
+  dtr_arg a4[8] = {DTR_OUT(dgk), DTR_IN(q), DTR_IN(k), DTR_IN(dq), DTR_IN(dk),
+                   DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(wsS),
+                   DTR_IN(offsets)};
+  uint32_t spec4[4] = {pc->nk4, C, 4 * pc->nk4, 4 * pc->nv4};
+  return run(ctx, "gla_chunk_bwd_dgk", spec4, 4, a4, 8, pc, sizeof *pc, pc->H, pc->B);
+}
+
+/* The backward on the *_tex twins (arguments already checked; pc as the storage
+ * path builds it): a prep pass (b and the split exponentials q e^{b}, k e^{-b}),
+ * the states and dS token by token in windows of their own, the per-chunk
+ * gradients reading texels, then the shared dgk step. */
+static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_view dstate_out,
+                            dtr_view q, dtr_view k, dtr_view v, dtr_view gk, dtr_view dout,
+                            dtr_view state_in, dtr_view offsets, dtr_view wsS, dtr_view wsD,
+                            dtr_view wsB, dtr_view wsQ, dtr_view wsK, dtr_view dq,
+                            dtr_view dk, dtr_view dv,
+                            const dtr_pc_gla_chunk *pc0, uint32_t C) {
+  const uint32_t K = 4 * pc0->nk4, V = 4 * pc0->nv4, B = pc0->B, H = pc0->H;
+  size_t nk = (size_t)pc0->Ttot * H * K, nv = (size_t)pc0->Ttot * H * V;
+  dtr_arg q_t = DTR_TEX(tex_view(q, nk)), k_t = DTR_TEX(tex_view(k, nk));
+  dtr_arg v_t = DTR_TEX(tex_view(v, nv)), g_t = DTR_TEX(tex_view(gk, nk));
+  dtr_arg do_t = DTR_TEX(tex_view(dout, nv)), b_t = DTR_TEX(tex_view(wsB, nk));
+  dtr_arg qe_t = DTR_TEX(tex_view(wsQ, nk)), ke_t = DTR_TEX(tex_view(wsK, nk));
+  uint32_t wg = tex_wg(ctx), gx = (V / 4 + wg - 1) / wg, spec[4] = {wg, C, K, V};
+  uint32_t maxch = (pc0->Ttot + C - 1) / C;
+  dtr_status st;
+
+  /* 1. b, q e^{b}, k e^{-b} per chunk, all chunks at once */
+  dtr_arg a0[7] = {DTR_OUT(wsB), DTR_OUT(wsQ), DTR_OUT(wsK), q_t, k_t, g_t, DTR_IN(offsets)};
+  uint32_t spec0[4] = {K / 4, C, K, V};
+  if ((st = run(ctx, "gla_chunk_prep_tex", spec0, 4, a0, 7, pc0, sizeof *pc0,
+                pc0->Ttot / C + B, H)))
+    return st;
+  /* 2. the states, window by window: a step of the walk per token */
+  uint32_t W1 = tex_window(C, 1), nw1 = maxch > W1 ? (maxch + W1 - 1) / W1 : 1;
+  dtr_arg a1[8] = {DTR_OUT(wsS), k_t, v_t, g_t,
+                   DTR_IN(dtr_view_present(state_in) ? state_in : offsets), DTR_IN(offsets),
+                   b_t, ke_t};
+  for (uint32_t w = 0; w < nw1; w++) {
+    dtr_pc_gla_chunk p1 = *pc0;
+    p1.n_begin = w * W1;
+    p1.n_end = w + 1 < nw1 ? (w + 1) * W1 : 0xffffffffu;
+    if (w) p1.flags |= DTR_GLA_CARRY;
+    dtr_dispatch_desc dd = {.kernel = "gla_chunk_states_tex", .spec = spec, .nspec = 4,
+                            .args = a1, .nargs = 8, .push = &p1, .push_size = sizeof p1,
+                            .groups = {gx, H, B}};
+    if ((st = dtr_dispatch(ctx, &dd))) return st;
+  }
+  /* 3. dS backwards over chunks, the last window first: a step per token and
+   * one per chunk */
+  uint32_t W2 = tex_window(C, 2), nw2 = maxch > W2 ? (maxch + W2 - 1) / W2 : 1;
+  dtr_arg a2[7] = {DTR_OUT(wsD),
+                   dtr_view_present(dstate_in) ? DTR_OUT(dstate_in) : DTR_IN(offsets),
+                   DTR_IN(dtr_view_present(dstate_out) ? dstate_out : offsets), qe_t, do_t,
+                   b_t, DTR_IN(offsets)};
+  for (uint32_t w = nw2; w-- > 0;) {
+    dtr_pc_gla_chunk p2 = *pc0;
+    p2.n_begin = w * W2;
+    p2.n_end = w + 1 < nw2 ? (w + 1) * W2 : 0xffffffffu;
+    if (w + 1 < nw2) p2.flags |= DTR_GLA_CARRY;
+    dtr_dispatch_desc dd = {.kernel = "gla_chunk_bwd_dh_tex", .spec = spec, .nspec = 4,
+                            .args = a2, .nargs = 7, .push = &p2, .push_size = sizeof p2,
+                            .groups = {gx, H, B}};
+    if ((st = dtr_dispatch(ctx, &dd))) return st;
+  }
+  /* 4. dq, dk, dv per chunk, all chunks at once; then dgk */
+  dtr_arg a3[13] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dv), q_t, k_t, v_t, do_t, b_t,
+                    DTR_TEX(tex_view(wsS, wsS.size / 4)), DTR_TEX(tex_view(wsD, wsD.size / 4)),
+                    DTR_IN(offsets), qe_t, ke_t};
+  uint32_t spec3[3] = {C, K, V};
+  if ((st = run(ctx, "gla_chunk_bwd_tex", spec3, 3, a3, 13, pc0, sizeof *pc0,
+                pc0->Ttot / C + B, H)))
+    return st;
+  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, pc0, C);
 }
 
 dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
@@ -185,12 +341,20 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
                              "multiple of the storage alignment %u", op, workspace.offset,
                              align);
   dtr_view wsS = sub(workspace, w.s_off, w.s_size), wsD = sub(workspace, w.d_off, w.d_size),
-           wsB = sub(workspace, w.b_off, w.b_size ? w.b_size : 4);
+           wsB = sub(workspace, w.b_off, w.b_size ? w.b_size : 4),
+           wsQ = sub(workspace, w.q_off, w.b_size ? w.b_size : 4),
+           wsK = sub(workspace, w.k_off, w.b_size ? w.b_size : 4);
   dtr_pc_gla_chunk pc = {d->B, d->H, d->Ttot, d->scale, 0, d->K / 4, d->V / 4, 0,
                          0xffffffffu};
   if (dtr_view_present(state_in)) pc.flags |= DTR_GLA_STATE_IN;
   if (dtr_view_present(dstate_out)) pc.flags |= DTR_GLA_DSTATE_OUT;
   if (dtr_view_present(dstate_in)) pc.flags |= DTR_GLA_DSTATE_IN;
+  dtr_view tvw[10] = {q, k, v, gk, dout, wsS, wsD, wsB, wsQ, wsK};
+  size_t tn[10] = {nk / 4,       nk / 4,       nv / 4, nk / 4, nv / 4,
+                   w.s_size / 4, w.d_size / 4, nk / 4, nk / 4, nk / 4};
+  if (use_texel(ctx, d, tvw, tn, 10))
+    return bwd_texel(ctx, dgk, dstate_in, dstate_out, q, k, v, gk, dout, state_in, offsets, wsS,
+                     wsD, wsB, wsQ, wsK, dq, dk, dv, &pc, C);
   uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
   uint32_t maxch = (d->Ttot + C - 1) / C, wch = window_chunks(d, C);
   uint32_t nwin = maxch > wch ? (maxch + wch - 1) / wch : 1;
@@ -227,11 +391,7 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
                 d->H)))
     return st;
   /* 4. dgk: reverse cumulative sum of q dq - k dk plus the final-state term */
-  dtr_arg a4[8] = {DTR_OUT(dgk), DTR_IN(q), DTR_IN(k), DTR_IN(dq), DTR_IN(dk),
-                   DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(wsS),
-                   DTR_IN(offsets)};
-  uint32_t spec4[4] = {d->K / 4, C, d->K, d->V};
-  return run(ctx, "gla_chunk_bwd_dgk", spec4, 4, a4, 8, &pc, sizeof pc, d->H, d->B);
+  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, &pc, C);
 }
 
 dtr_status dtr_op_gla_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view q,

@@ -620,15 +620,18 @@ int main(void) {
   }
   test_ref_fd();
   test_ref_fd_gates();
-  /* Both forms of the forward (the op picks recurrent on CPU devices). */
-  const char *forms[2] = {"chunk", "recurrent"};
-  for (int f = 0; f < 2; f++) {
+  /* Both forms of the forward (the op picks recurrent on CPU devices), the
+   * recurrent one on storage and on texel buffers. */
+  const char *forms[3] = {"chunk", "recurrent", "recurrent"}, *ftex[3] = {"0", "0", "1"};
+  for (int f = 0; f < 3; f++) {
     setenv("DTR_GDN_FWD", forms[f], 1);
-    printf("forward form: %s\n", forms[f]);
+    setenv("DTR_GDN_TEXEL", ftex[f], 1);
+    printf("forward form: %s%s\n", forms[f], f == 2 ? " (texel buffers)" : "");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 0);
     test_long(ctx);
   }
   unsetenv("DTR_GDN_FWD");
+  unsetenv("DTR_GDN_TEXEL");
   /* Both backward paths (the op takes the texel kernels on CPU devices). */
   const char *texel[2] = {"1", "0"};
   for (int t = 0; t < 2; t++) {

@@ -414,11 +414,23 @@ int main(void) {
       {"strong decays e^-8..e^-4 (elementwise path)", 1, 2, 16, 24, {100}, 1, 1, 16, 3.4e-4,
        1.8e-2},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+  /* Both paths (the ops take the texel kernels on CPU devices); the texel one
+   * once more in windows of 4 chunks, to walk the carry between dispatches. */
+  const char *texel[2] = {"1", "0"};
+  for (int t = 0; t < 2; t++) {
+    setenv("DTR_GLA_TEXEL", texel[t], 1);
+    printf("chunked kernels: %s\n", t ? "storage buffers" : "texel buffers");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+    test_long(ctx);
+  }
+  setenv("DTR_GLA_TEXEL", "1", 1);
+  setenv("DTR_GLA_TEX_WINDOW", "4", 1);
+  run_case(ctx, &cases[4], 1);
+  unsetenv("DTR_GLA_TEX_WINDOW");
+  unsetenv("DTR_GLA_TEXEL");
   test_decode(ctx);
   test_fd();
   test_gate(ctx);
-  test_long(ctx);
   test_errors(ctx);
   return th_finish();
 }
