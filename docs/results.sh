@@ -16,6 +16,7 @@ mkdir -p "$out"
 tasks=build/data/tasks
 for block in gdn gla; do
   dir="$out/$block"
+  mkdir -p "$dir"
   resume=()
   [ -f "$dir/students/checkpoint.safetensors" ] && resume=(--resume)
   "$dtr" distill --model models/dtr-tiny --data build/data/train.txt --block "$block" \
@@ -26,12 +27,14 @@ for block in gdn gla; do
     [ "$task" = lm ] && tol=10%
     limit=()
     [ "$task" = lm ] && limit=(--limit 80)
+    [ -f "$dir/$task/trajectory.json" ] && continue # done before
     "$dtr" replace --model models/dtr-tiny --students "$dir/students" \
       --task "$tasks/$task.jsonl" --tolerance "$tol" "${limit[@]}" \
       --out "$dir/$task" --speed-ctx none | tee "$dir/$task.log"
   done
 done
-"$dtr" replace --model models/dtr-tiny --students "$out/gdn/students" \
+[ -f "$out/gdn/lm-plain/trajectory.json" ] ||
+  "$dtr" replace --model models/dtr-tiny --students "$out/gdn/students" \
   --task "$tasks/lm.jsonl" --tolerance 10% --limit 80 --plain --out "$out/gdn/lm-plain" \
   --speed-ctx none | tee "$out/gdn/lm-plain.log"
 for layers in "" 0 0,1 0,1,2 0,1,2,3 0,1,2,3,4 0,1,2,3,4,5; do
