@@ -153,8 +153,7 @@ static void distill_learns(void) {
       th_ok(ctx, dtr_model_set_tensor(m, nm, x, n), nm);
       free(x);
     }
-  dtr_distill_opts o = dopts(150);
-  o.lr = 3e-2;
+  dtr_distill_opts o = dopts(400);
   char err[512];
   dtr_distiller *d = dtr_distiller_create(m, &o, err, sizeof err);
   th_expect(d != NULL, "distiller: %s", d ? "created" : err);
@@ -166,10 +165,10 @@ static void distill_learns(void) {
     int ok = 1;
     for (uint32_t s = 0; s < o.steps && ok; s++)
       ok = dtr_distiller_step(d, loss, err, sizeof err) == DTR_OK;
-    th_expect(ok, "150 steps: %s", ok ? "ok" : err);
+    th_expect(ok, "400 steps: %s", ok ? "ok" : err);
     th_expect(dtr_distiller_eval(d, l1, r1, err, sizeof err) == DTR_OK, "eval: %s", err);
     for (int i = 0; i < 2; i++)
-      th_expect(r1[i] < 0.9 * r0[i] && r1[i] < 0.9,
+      th_expect(r1[i] < 0.6 * r0[i] && r1[i] < 0.6,
                 "layer %d: held-out relative error %.4f -> %.4f (mse %.3g -> %.3g)", i, r0[i],
                 r1[i], l0[i], l1[i]);
   }
