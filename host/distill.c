@@ -107,20 +107,20 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
       o->weight_decay < 0 || !(o->beta1 >= 0 && o->beta1 < 1) ||
       !(o->beta2 >= 0 && o->beta2 < 1) || !(o->min_lr_fraction >= 0)) {
     fail(err, errlen, DTR_ERR_INVALID,
-         "distill: need seq_len, batch, steps >= 1, lr > 0, clip and weight decay >= 0, "
+         "need seq_len, batch, steps >= 1, lr > 0, clip and weight decay >= 0, "
          "betas in [0, 1)");
     return NULL;
   }
   uint64_t T = (uint64_t)o->batch * o->seq_len;
   if (T > dtr_model_max_tokens(teacher)) {
     fail(err, errlen, DTR_ERR_INVALID,
-         "distill: %u x %u tokens per batch; the teacher was loaded for %u", o->batch,
+         "%u x %u tokens per batch; the teacher was loaded for %u", o->batch,
          o->seq_len, dtr_model_max_tokens(teacher));
     return NULL;
   }
   if (o->seq_len > c->max_position_embeddings) {
     fail(err, errlen, DTR_ERR_INVALID,
-         "distill: sequence length %u exceeds the teacher's max_position_embeddings %u",
+         "sequence length %u exceeds the teacher's max_position_embeddings %u (set --seq-len)",
          o->seq_len, c->max_position_embeddings);
     return NULL;
   }
@@ -143,7 +143,7 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
     d->slot[L] = -1;
     if (!o->layer_on[L]) continue;
     if (c->layer_types[L] != DTR_LAYER_FULL_ATTENTION) {
-      fail(err, errlen, DTR_ERR_INVALID, "distill: layer %u is not full attention", L);
+      fail(err, errlen, DTR_ERR_INVALID, "layer %u is not full attention", L);
       goto bad;
     }
     student *s = &d->st[d->nsel];
@@ -151,7 +151,7 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
     s->blk = dtr_model_new_student(teacher, L, o->kind, (uint32_t)T, o->batch,
                                    o->seed + 7919ull * (L + 1));
     if (!s->blk) {
-      fail(err, errlen, DTR_ERR_INVALID, "distill: layer %u: %s", L, dtr_ctx_error(ctx));
+      fail(err, errlen, DTR_ERR_INVALID, "layer %u: %s", L, dtr_ctx_error(ctx));
       goto bad;
     }
     d->slot[L] = (int)d->nsel++;
@@ -159,13 +159,13 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
     s->m = dtr_buf_create(ctx, pb);
     s->v = dtr_buf_create(ctx, pb);
     if (!s->m || !s->v || dtr_buf_fill(ctx, s->m, 0, pb, 0) || dtr_buf_fill(ctx, s->v, 0, pb, 0)) {
-      fail(err, errlen, DTR_ERR_OOM, "distill: optimizer state: %s", dtr_ctx_error(ctx));
+      fail(err, errlen, DTR_ERR_OOM, "optimizer state: %s", dtr_ctx_error(ctx));
       goto bad;
     }
     d->top = L + 1;
   }
   if (!d->nsel) {
-    fail(err, errlen, DTR_ERR_INVALID, "distill: no layer selected");
+    fail(err, errlen, DTR_ERR_INVALID, "no layer selected");
     goto bad;
   }
   size_t align = dtr_ctx_device(ctx)->min_storage_offset_align;
@@ -185,7 +185,7 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
                       : DTR_ERR_OOM;
   free(offs);
   if (st) {
-    fail(err, errlen, st, "distill: buffers: %s", dtr_ctx_error(ctx));
+    fail(err, errlen, st, "buffers: %s", dtr_ctx_error(ctx));
     goto bad;
   }
   return d;
@@ -214,12 +214,12 @@ dtr_status dtr_distiller_set_data(dtr_distiller *d, const int32_t *train, size_t
     if (k == 1 && !n[k]) continue;
     if (n[k] <= d->o.seq_len)
       return fail(err, errlen, DTR_ERR_INVALID,
-                  "distill: the %s stream has %zu tokens; a window needs %u", nm[k], n[k],
+                  "the %s stream has %zu tokens; a window needs %u", nm[k], n[k],
                   d->o.seq_len + 1);
     for (size_t i = 0; i < n[k]; i++)
       if (s[k][i] < 0 || (uint32_t)s[k][i] >= V)
         return fail(err, errlen, DTR_ERR_INVALID,
-                    "distill: %s token %zu is %d, outside the vocabulary (%u)", nm[k], i,
+                    "%s token %zu is %d, outside the vocabulary (%u)", nm[k], i,
                     s[k][i], V);
   }
   d->train = train;
@@ -291,10 +291,10 @@ static dtr_status read_scalars(dtr_distiller *d, float *h) {
 }
 
 dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_t errlen) {
-  if (!d->train) return fail(err, errlen, DTR_ERR_INVALID, "distill: no training data set");
+  if (!d->train) return fail(err, errlen, DTR_ERR_INVALID, "no training data set");
   if (d->step >= d->o.steps)
-    return fail(err, errlen, DTR_ERR_INVALID, "distill: all %u steps are done", d->o.steps);
-  if (d->o.batch > 4096) return fail(err, errlen, DTR_ERR_INVALID, "distill: batch > 4096");
+    return fail(err, errlen, DTR_ERR_INVALID, "all %u steps are done", d->o.steps);
+  if (d->o.batch > 4096) return fail(err, errlen, DTR_ERR_INVALID, "batch > 4096");
   uint32_t s = d->step + 1;
   uint64_t rng_before = d->rng;
   for (uint32_t b = 0; b < d->o.batch; b++) {
@@ -309,7 +309,7 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
   if (st) {
     d->rng = rng_before;
     free(h);
-    return fail(err, errlen, st, "distill: step %u: %s", s, dtr_ctx_error(d->ctx));
+    return fail(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
   }
   for (uint32_t i = 0; i < d->nsel; i++) {
     if (!isfinite(h[4 * i]) || !isfinite(h[4 * i + 1])) {
@@ -317,7 +317,7 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
       double bad = isfinite(h[4 * i]) ? h[4 * i + 1] : h[4 * i];
       free(h);
       return fail(err, errlen, DTR_ERR_INVALID,
-                  "distill: step %u: layer %u: %s is %g (not finite); stopping without "
+                  "step %u: layer %u: %s is %g (not finite); stopping without "
                   "updating the students",
                   s, d->st[i].layer, isfinite(bad) ? "loss" : "gradient norm", bad);
     }
@@ -346,7 +346,7 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
     }
   }
   if (!st) st = dtr_ctx_submit(d->ctx);
-  if (st) return fail(err, errlen, st, "distill: step %u: %s", s, dtr_ctx_error(d->ctx));
+  if (st) return fail(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
   d->step = s;
   if (losses) {
     json_t *row = json_pack("{s:i,s:[]}", "step", (json_int_t)s, "loss");
@@ -359,7 +359,7 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
 
 dtr_status dtr_distiller_eval(dtr_distiller *d, double *loss, double *rel_err, char *err,
                               size_t errlen) {
-  if (!d->valid) return fail(err, errlen, DTR_ERR_INVALID, "distill: no held-out data set");
+  if (!d->valid) return fail(err, errlen, DTR_ERR_INVALID, "no held-out data set");
   uint32_t nb = d->o.eval_batches ? d->o.eval_batches : 1;
   double *se = calloc(d->nsel * 2, sizeof *se);
   float *h = malloc(sizeof *h * 4 * d->nsel);
@@ -388,7 +388,7 @@ dtr_status dtr_distiller_eval(dtr_distiller *d, double *loss, double *rel_err, c
   free(h);
   if (st) {
     free(se);
-    return fail(err, errlen, st, "distill: held-out: %s", dtr_ctx_error(d->ctx));
+    return fail(err, errlen, st, "held-out: %s", dtr_ctx_error(d->ctx));
   }
   json_t *row = json_pack("{s:i,s:[],s:[]}", "step", (json_int_t)d->step, "loss", "rel_err");
   for (uint32_t i = 0; i < d->nsel; i++) {
@@ -441,7 +441,7 @@ dtr_status dtr_distiller_save_checkpoint(dtr_distiller *d, const char *path, cha
       float *hb = host[3 * i + k] = malloc(pb);
       if (!hb) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
       if ((st = dtr_buf_download(d->ctx, src[k], 0, hb, pb))) {
-        fail(err, errlen, st, "distill: checkpoint: %s", dtr_ctx_error(d->ctx));
+        fail(err, errlen, st, "checkpoint: %s", dtr_ctx_error(d->ctx));
         break;
       }
       char name[96];
@@ -547,7 +547,7 @@ dtr_status dtr_distiller_save(dtr_distiller *d, const char *dir, char *err, size
       break;
     }
     if ((st = dtr_block_get_params(s->blk, host[i]))) {
-      fail(err, errlen, st, "distill: %s", dtr_ctx_error(d->ctx));
+      fail(err, errlen, st, "%s", dtr_ctx_error(d->ctx));
       break;
     }
     const dtr_param_info *pt;

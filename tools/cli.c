@@ -1,6 +1,8 @@
 /* cli.c — helpers shared by the dtr subcommands. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -59,4 +61,40 @@ double cli_time_ms(dtr_ctx *ctx, dtr_status (*rec)(void *ud), void *ud, int repe
     if (i >= 0) t[i] = 1e3 * (cli_now() - t0);
   }
   return cli_median(t, repeat);
+}
+
+int cli_mkdirs(const char *prog, const char *dir) {
+  char p[4096];
+  size_t n = strlen(dir);
+  if (!n || n >= sizeof p) {
+    fprintf(stderr, "%s: '%s': not a usable directory name\n", prog, dir);
+    return 0;
+  }
+  memcpy(p, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != 0) continue;
+    char c = p[i];
+    p[i] = 0;
+    if (mkdir(p, 0777) && errno != EEXIST) {
+      fprintf(stderr, "%s: %s: cannot create directory: %s\n", prog, p, strerror(errno));
+      return 0;
+    }
+    p[i] = c;
+  }
+  struct stat sb;
+  if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "%s: %s: exists and is not a directory\n", prog, dir);
+    return 0;
+  }
+  return 1;
+}
+
+void cli_fmt_dur(double s, char *b, size_t n) {
+  if (!(s >= 0) || s > 1e7) {
+    snprintf(b, n, "?");
+    return;
+  }
+  long x = (long)(s + 0.5);
+  if (x >= 3600) snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
+  else snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
 }

@@ -20,6 +20,11 @@ double cli_now(void);
  * Returns a negative value (and prints the error) when rec or the submit fails. */
 double cli_time_ms(dtr_ctx *ctx, dtr_status (*rec)(void *ud), void *ud, int repeat);
 
+/* Creates dir and its missing parents (mkdir -p); prints "prog: dir: why" and
+ * returns 0 on failure. */
+int cli_mkdirs(const char *prog, const char *dir);
+/* A duration in seconds as "12m05s" or "1h03m" ("?" when unknown). */
+void cli_fmt_dur(double s, char *b, size_t n);
 /* Parses a float flag value; prints an error naming flag on bad input. */
 int cli_float(const char *flag, const char *s, double *out);
 /* Token stream of a text file (documents separated by <|endoftext|> lines)

@@ -29,7 +29,8 @@ static void usage(FILE *f) {
           "  --block gla|gdn|jet    student block (gdn)\n"
           "  --tokens N             training tokens; steps = N / (batch x seq-len) (1048576)\n"
           "  --layers LIST          e.g. 0,2,4-5 (all layers)\n"
-          "  --seq-len N            tokens per sequence (512)\n"
+          "  --seq-len N            tokens per sequence (512, or the teacher's\n"
+          "                         max_position_embeddings when shorter)\n"
           "  --batch N              sequences per step (8)\n"
           "  --lr X                 peak learning rate, AdamW (1e-3)\n"
           "  --min-lr-fraction X    cosine decay floor, times lr (0.1)\n"
@@ -76,25 +77,11 @@ bad:
   return 0;
 }
 
-static int make_dir(const char *d) {
-  if (mkdir(d, 0777) && errno != EEXIST) {
-    fprintf(stderr, "dtr distill: %s: cannot create directory: %s\n", d, strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
-static void fmt_dur(double s, char *b, size_t n) {
-  if (!(s >= 0) || s > 1e7) snprintf(b, n, "?");
-  else if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-  else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-}
-
 int cmd_distill(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *out = NULL, *valid_path = NULL, *layers = NULL;
   long device = -1, stop_after = -1, eval_interval = -1, ckpt_interval = 25, warmup = -1;
   double tokens = 1048576;
-  int resume = 0;
+  int resume = 0, seq_given = 0;
   dtr_distill_opts o;
   dtr_distill_opts_default(&o);
   for (int i = 1; i < argc; i++) {
@@ -142,6 +129,7 @@ int cmd_distill(int argc, char **argv) {
       o.kind = (dtr_block_kind)k;
       continue;
     }
+    if (!strcmp(a, "--seq-len")) seq_given = 1;
     INT_FLAG("--seq-len", o.seq_len, 2)
     INT_FLAG("--batch", o.batch, 1)
     INT_FLAG("--warmup", warmup, 0)
@@ -171,19 +159,6 @@ int cmd_distill(int argc, char **argv) {
     fprintf(stderr, "dtr distill: --lr must be positive\n");
     return 2;
   }
-  double per_step = (double)o.batch * o.seq_len;
-  if (tokens < per_step) {
-    fprintf(stderr, "dtr distill: --tokens %.0f is less than one step of %u x %u tokens\n",
-            tokens, o.batch, o.seq_len);
-    return 2;
-  }
-  if (tokens / per_step > 4e9) {
-    fprintf(stderr, "dtr distill: --tokens %.0f: too many steps\n", tokens);
-    return 2;
-  }
-  o.steps = (uint32_t)(tokens / per_step);
-  o.warmup = warmup >= 0 ? (uint32_t)warmup : (o.steps + 19) / 20;
-  if (eval_interval < 0) eval_interval = o.steps >= 10 ? o.steps / 10 : 1;
 
   int rc = 1;
   char err[1024], tok_path[4200], cache[4200], ckpt[4200];
@@ -194,10 +169,10 @@ int cmd_distill(int argc, char **argv) {
   int32_t *ids = NULL, *vids = NULL;
   size_t nids = 0, nv = 0;
   double *loss = NULL, *rel = NULL, *vloss = NULL;
-  if (!make_dir(out)) return 1;
+
   snprintf(cache, sizeof cache, "%s/cache", out);
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out);
-  if (!make_dir(cache)) return 1;
+  if (!cli_mkdirs("dtr distill", cache)) return 1;
   snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", model);
   if (!(ctx = cli_ctx((int)device))) return 1;
   dtr_status st;
@@ -207,6 +182,24 @@ int cmd_distill(int argc, char **argv) {
     goto done;
   }
   const dtr_model_config *c = dtr_model_cfg(m);
+  if (!seq_given && o.seq_len > c->max_position_embeddings) {
+    o.seq_len = c->max_position_embeddings;
+    fprintf(stderr, "dtr distill: --seq-len %u, the teacher's max_position_embeddings\n",
+            o.seq_len);
+  }
+  double per_step = (double)o.batch * o.seq_len;
+  if (tokens < per_step) {
+    fprintf(stderr, "dtr distill: --tokens %.0f is less than one step of %u x %u tokens\n",
+            tokens, o.batch, o.seq_len);
+    goto done;
+  }
+  if (tokens / per_step > 4e9) {
+    fprintf(stderr, "dtr distill: --tokens %.0f: too many steps\n", tokens);
+    goto done;
+  }
+  o.steps = (uint32_t)(tokens / per_step);
+  o.warmup = warmup >= 0 ? (uint32_t)warmup : (o.steps + 19) / 20;
+  if (eval_interval < 0) eval_interval = o.steps >= 10 ? o.steps / 10 : 1;
   if (layers && !parse_layers(layers, o.layer_on, c->num_hidden_layers)) goto done;
   if (!layers)
     for (uint32_t L = 0; L < c->num_hidden_layers; L++)
@@ -280,7 +273,7 @@ int cmd_distill(int argc, char **argv) {
     if (s == 1 || last || s % log_every == 0) {
       double now = cli_now(), all = (s - s0) * per_step / (now - t0);
       char eta[32];
-      fmt_dur((o.steps - s) * per_step / all, eta, sizeof eta);
+      cli_fmt_dur((o.steps - s) * per_step / all, eta, sizeof eta);
       fprintf(stderr, "step %5u/%u | %.0f tok/s | ETA %s | mse", s, o.steps,
               (s - slast) * per_step / (now - tlast), eta);
       for (uint32_t i = 0; i < ns; i++) fprintf(stderr, " %.3g", loss[i]);

@@ -256,10 +256,7 @@ int cmd_replace(int argc, char **argv) {
     fprintf(stderr, "dtr replace: %s\n", err);
     goto done;
   }
-  if (mkdir(out, 0777) && errno != EEXIST) {
-    fprintf(stderr, "dtr replace: %s: cannot create directory: %s\n", out, strerror(errno));
-    goto done;
-  }
+  if (!cli_mkdirs("dtr replace", out)) goto done;
   char state[4300];
   snprintf(state, sizeof state, "%s/search_state.json", out);
   if (!resume) remove(state);

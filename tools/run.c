@@ -109,10 +109,7 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "dtr run: cannot remove %s\n", out);
     return 1;
   }
-  if (mkdir(out, 0777) && errno != EEXIST) {
-    fprintf(stderr, "dtr run: %s: cannot create directory: %s\n", out, strerror(errno));
-    return 1;
-  }
+  if (!cli_mkdirs("dtr run", out)) return 1;
   char stud[4200], hyb[4200], ck[4300], sst[4300];
   snprintf(stud, sizeof stud, "%s/students", out);
   snprintf(hyb, sizeof hyb, "%s/hybrid", out);

@@ -14,23 +14,6 @@
 #include "tokenizer.h"
 #include "train.h"
 
-static int make_dir(const char *d) {
-  if (mkdir(d, 0777) && errno != EEXIST) {
-    fprintf(stderr, "dtr train: %s: cannot create directory: %s\n", d, strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
-static void fmt_dur(double s, char *b, size_t n) {
-  if (!(s >= 0) || s > 1e7) s = 0;
-  long x = (long)(s + 0.5);
-  if (x >= 3600)
-    snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
-  else
-    snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
-}
-
 static void usage(FILE *f) {
   fprintf(f,
           "usage: dtr train --config train.json --out DIR [--resume] [--device N]\n"
@@ -105,7 +88,7 @@ int cmd_train(int argc, char **argv) {
   int rc = 1;
   dtr_ctx *ctx = NULL;
   dtr_trainer *t = NULL;
-  if (!make_dir(out) || !make_dir(cache)) goto done;
+  if (!cli_mkdirs("dtr train", cache)) goto done;
   if (!cli_load_tokens("dtr train", tok, c.tokenizer, c.train, cache, "train", &tr, &ntr)) goto done;
   if (c.valid[0] && !cli_load_tokens("dtr train", tok, c.tokenizer, c.valid, cache, "valid", &va, &nva))
     goto done;
@@ -150,7 +133,7 @@ int cmd_train(int argc, char **argv) {
       double tps = (s - slast) * (double)tok_per_step / (now - tlast);
       double all = (s - s0) * (double)tok_per_step / (now - t0);
       char eta[32];
-      fmt_dur((c.steps - s) * (double)tok_per_step / all, eta, sizeof eta);
+      cli_fmt_dur((c.steps - s) * (double)tok_per_step / all, eta, sizeof eta);
       fprintf(stderr,
               "step %5u/%u | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %s\n", s,
               c.steps, ss.loss, ss.lr, ss.gnorm, tps, eta);
