@@ -32,6 +32,7 @@ enum act {
   A_GK1, A_GKPRE, A_GK,  /* GLA gate path */
   A_H1, A_S1, A_KERN,    /* Jet dynamic-conv generator */
   A_O, A_GATE, A_RSTD, A_ON,
+  A_QKV, A_AB,           /* one-sequence decode: [q | k | v] and [a | b] of one matmul */
   A_COUNT
 };
 
@@ -215,6 +216,8 @@ static size_t act_size(const dtr_block *b, int a) {
   case A_KERN: return jet ? T * 4 * HD : 0;
   case A_O: case A_GATE: case A_ON: return T * HD;
   case A_RSTD: return T * H;
+  case A_QKV: return 3 * HD;
+  case A_AB: return gla ? 0 : 2 * H;
   }
   return 0;
 }
@@ -616,6 +619,44 @@ dtr_status dtr_block_prefill(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_v
   return forward(b, s, y, x, offsets, B, Ttot);
 }
 
+/* The parameters first .. first+count-1 of the table as one weight of stacked
+ * rows, when they lie back to back with the same width (no padding between);
+ * otherwise a view with no buffer. */
+static dtr_view param_span(const dtr_block *b, const char *first, uint32_t count) {
+  const dtr_param_info *p = find_param(b, first);
+  uint32_t i0 = (uint32_t)(p - b->params);
+  size_t end = p->offset;
+  for (uint32_t i = i0; i < i0 + count; i++) {
+    const dtr_param_info *q = &b->params[i];
+    if (i >= b->nparams || q->offset != end || q->cols != p->cols) return (dtr_view){0};
+    end += (size_t)q->rows * q->cols * 4;
+  }
+  return (dtr_view){b->p, p->offset, end - p->offset};
+}
+
+/* Projections of one token of one sequence: when the count weights stacked at
+ * first are contiguous and the outputs' offsets (each n floats) are aligned, one
+ * matmul into the fused slot writes them all (the row is [out0 | out1 | ...]),
+ * saving dispatches in decode; otherwise one matmul each into slots[i]. out[i]
+ * receives the view to read. */
+static dtr_status project(dtr_block *b, dtr_view x, const char *first, uint32_t count,
+                          int fused_slot, const int *slots, const char *const *names,
+                          uint32_t M, uint32_t rows, dtr_view *out) {
+  uint32_t hid = b->cfg.hidden;
+  size_t n = (size_t)M * rows, al = dtr_ctx_device(b->ctx)->min_storage_offset_align;
+  dtr_view w = M == 1 ? param_span(b, first, count) : (dtr_view){0};
+  if (w.buf && (n * 4) % (al ? al : 4) == 0) {
+    dtr_buf *f = b->act[fused_slot];
+    for (uint32_t i = 0; i < count; i++) out[i] = (dtr_view){f, i * n * 4, n * 4};
+    return linear(b, (dtr_view){f, 0, count * n * 4}, x, w, DTR_NONE, 1, count * rows, hid);
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    out[i] = av(b, slots[i], n);
+    TRY(linear(b, out[i], x, pv(b, b->p, names[i]), DTR_NONE, M, rows, hid));
+  }
+  return DTR_OK;
+}
+
 dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view x) {
   dtr_ctx *ctx = b->ctx;
   const dtr_block_config *c = &b->cfg;
@@ -625,9 +666,10 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
   TRY(dtr_check_view(ctx, "block decode", "y", y, (size_t)M * hid * 4));
   dtr_lin_desc ld = lin_desc(b, M, M);
   dtr_view S = dtr_whole(s->S);
-  TRY(linear(b, av(b, A_Q0, n), x, P("q_proj.weight"), DTR_NONE, M, HD, hid));
-  TRY(linear(b, av(b, A_K0, n), x, P("k_proj.weight"), DTR_NONE, M, HD, hid));
-  TRY(linear(b, av(b, A_V0, n), x, P("v_proj.weight"), DTR_NONE, M, HD, hid));
+  static const int qkv_slots[3] = {A_Q0, A_K0, A_V0};
+  static const char *const qkv_names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
+  dtr_view qkv[3];
+  TRY(project(b, x, "q_proj.weight", 3, A_QKV, qkv_slots, qkv_names, M, HD, qkv));
   TRY(linear(b, av(b, A_GATE, n), x, P("g_proj.weight"), DTR_NONE, M, HD, hid));
   if (c->kind == DTR_BLOCK_GLA) {
     uint32_t R = c->gla_gate_rank;
@@ -636,34 +678,36 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
                P("gk_proj.1.bias"), M, HD, R));
     TRY(dtr_op_gla_gate_fwd(ctx, av(b, A_GK, n), av(b, A_GKPRE, n), (uint32_t)n,
                             c->gla_normalizer));
-    TRY(dtr_op_gla_decode(ctx, av(b, A_O, n), S, av(b, A_Q0, n), av(b, A_K0, n),
-                          av(b, A_V0, n), av(b, A_GK, n), &ld));
+    TRY(dtr_op_gla_decode(ctx, av(b, A_O, n), S, qkv[0], qkv[1],
+                          qkv[2], av(b, A_GK, n), &ld));
   } else {
     if (c->kind == DTR_BLOCK_GDN) {
-      TRY(dtr_op_shortconv_decode(ctx, av(b, A_QC, n), dtr_whole(s->cq), av(b, A_Q0, n),
+      TRY(dtr_op_shortconv_decode(ctx, av(b, A_QC, n), dtr_whole(s->cq), qkv[0],
                                   P("q_conv1d.weight"), M, HD, 1));
-      TRY(dtr_op_shortconv_decode(ctx, av(b, A_KC, n), dtr_whole(s->ck), av(b, A_K0, n),
+      TRY(dtr_op_shortconv_decode(ctx, av(b, A_KC, n), dtr_whole(s->ck), qkv[1],
                                   P("k_conv1d.weight"), M, HD, 1));
-      TRY(dtr_op_shortconv_decode(ctx, av(b, A_VC, n), dtr_whole(s->cv), av(b, A_V0, n),
+      TRY(dtr_op_shortconv_decode(ctx, av(b, A_VC, n), dtr_whole(s->cv), qkv[2],
                                   P("v_conv1d.weight"), M, HD, 1));
     } else {
       uint32_t R = HD / 8;
-      TRY(dtr_op_silu_fwd(ctx, av(b, A_QC, n), av(b, A_Q0, n), (uint32_t)n));
-      TRY(dtr_op_silu_fwd(ctx, av(b, A_KC, n), av(b, A_K0, n), (uint32_t)n));
+      TRY(dtr_op_silu_fwd(ctx, av(b, A_QC, n), qkv[0], (uint32_t)n));
+      TRY(dtr_op_silu_fwd(ctx, av(b, A_KC, n), qkv[1], (uint32_t)n));
       TRY(linear(b, av(b, A_H1, (size_t)M * R), x, P("dynamic_conv.w1.weight"), DTR_NONE, M, R,
                  hid));
       TRY(dtr_op_silu_fwd(ctx, av(b, A_S1, (size_t)M * R), av(b, A_H1, (size_t)M * R), M * R));
       TRY(linear(b, av(b, A_KERN, 4 * n), av(b, A_S1, (size_t)M * R),
                  P("dynamic_conv.w2.weight"), P("dynamic_conv.w2.bias"), M, 4 * HD, R));
-      TRY(dtr_op_dynconv_decode(ctx, av(b, A_VC, n), dtr_whole(s->cv), av(b, A_V0, n),
+      TRY(dtr_op_dynconv_decode(ctx, av(b, A_VC, n), dtr_whole(s->cv), qkv[2],
                                 av(b, A_KERN, 4 * n), M, HD, 1));
     }
     TRY(dtr_op_l2norm_fwd(ctx, av(b, A_Q, n), av(b, A_QC, n), M * H, D, 1e-6f));
     TRY(dtr_op_l2norm_fwd(ctx, av(b, A_K, n), av(b, A_KC, n), M * H, D, 1e-6f));
-    TRY(linear(b, av(b, A_A, nh), x, P("a_proj.weight"), DTR_NONE, M, H, hid));
-    TRY(linear(b, av(b, A_B, nh), x, P("b_proj.weight"), DTR_NONE, M, H, hid));
-    TRY(dtr_op_gdn_gate_fwd(ctx, av(b, A_G, nh), av(b, A_BETA, nh), av(b, A_A, nh),
-                            av(b, A_B, nh), P("A_log"), P("dt_bias"), M, H));
+    static const int ab_slots[2] = {A_A, A_B};
+    static const char *const ab_names[2] = {"a_proj.weight", "b_proj.weight"};
+    dtr_view ab[2];
+    TRY(project(b, x, "a_proj.weight", 2, A_AB, ab_slots, ab_names, M, H, ab));
+    TRY(dtr_op_gdn_gate_fwd(ctx, av(b, A_G, nh), av(b, A_BETA, nh), ab[0], ab[1], P("A_log"),
+                            P("dt_bias"), M, H));
     TRY(dtr_op_gdn_decode(ctx, av(b, A_O, n), S, av(b, A_Q, n), av(b, A_K, n), av(b, A_VC, n),
                           av(b, A_G, nh), av(b, A_BETA, nh), &ld));
   }

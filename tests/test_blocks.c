@@ -271,10 +271,11 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
     th_check(what, got_s, want, 12, 5e-3, 1e-5, 2e-2);
   }
 
-  /* prefill the first 50 tokens of each sequence, then decode the rest one
-   * token at a time: equals the one long forward. Sequence lengths 50+k. */
-  {
-    int P[2] = {5, 40}, L[2] = {9, 52}, nb = 2;
+  /* prefill the first tokens of each sequence, then decode the rest one token
+   * at a time: equals the one long forward. Two sequences, then one (decode of
+   * a single sequence fuses its projections into one matmul). */
+  for (int one = 0; one < 2; one++) {
+    int P[2] = {one ? 40 : 5, 40}, L[2] = {one ? 52 : 9, 52}, nb = one ? 1 : 2;
     int poff[3] = {0, P[0], P[0] + P[1]};
     int loff[3] = {0, L[0], L[0] + L[1]};
     dtr_block_state *st = dtr_block_state_create(blk, (uint32_t)nb);
@@ -327,7 +328,8 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
         }
       }
     }
-    snprintf(what, sizeof what, "%s prefill (5,40) then decode == forward (9,52)", kn);
+    snprintf(what, sizeof what, "%s prefill (%s) then decode == forward (%s)", kn,
+             one ? "40" : "5,40", one ? "52" : "9,52");
     th_check(what, out, want, ng, 1e-4, 1e-5, 1e-2);
     dtr_block_state_destroy(blk, st);
     dtr_buf_destroy(ctx, bxp); dtr_buf_destroy(ctx, byp); dtr_buf_destroy(ctx, bpo);
