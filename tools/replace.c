@@ -35,7 +35,8 @@ static void usage(FILE *f) {
           "  --limit N           score the first N examples only (all)\n"
           "  --batch N           sequences per forward (8)\n"
           "  --window N          tokens per forward (the largest that fits)\n"
-          "  --cache-mb N        residual-stream cache budget in MiB (1024)\n"
+          "  --cache-mb N        residual-stream cache budget in MiB (1024; 0: no cache,\n"
+          "                      every candidate recomputes from the embedding)\n"
           "  --plain             the plain algorithm: no cache, no early stop\n"
           "  --resume            continue an interrupted search from HYBRID/search_state.json\n"
           "  --speed-ctx LIST    contexts of the decode speedup table (2048,16384); none: skip\n"
@@ -276,7 +277,7 @@ int cmd_replace(int argc, char **argv) {
   o.use_threshold = !isnan(thr);
   o.use_norm = !strcmp(metric, "acc_norm");
   o.plain = plain;
-  o.cache_bytes = (size_t)cache_mb << 20;
+  o.cache_bytes = cache_mb ? (size_t)cache_mb << 20 : 1; /* 1 byte holds nothing */
   o.batch = (uint32_t)batch;
   o.window = (uint32_t)window;
   o.state_path = state;
