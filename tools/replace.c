@@ -40,7 +40,7 @@ static void usage(FILE *f) {
           "  --plain             the plain algorithm: no cache, no early stop\n"
           "  --resume            continue an interrupted search from HYBRID/search_state.json\n"
           "  --speed-ctx LIST    contexts of the decode speedup table (2048,16384); none: skip\n"
-          "  --speed-steps N     timed decode steps per context (8)\n"
+          "  --speed-steps N     timed decode steps per context, median reported (32)\n"
           "  --max-tokens N      tokens one forward may hold (2048)\n"
           "  --device N          Vulkan device (see dtr info)\n");
 }
@@ -124,7 +124,7 @@ int cmd_replace(int argc, char **argv) {
   const char *model = NULL, *students = NULL, *task = NULL, *out = NULL, *metric = "acc";
   const char *speed = "2048,16384";
   double tol = NAN, thr = NAN;
-  long limit = 0, batch = 8, window = 0, cache_mb = 1024, device = -1, speed_steps = 8;
+  long limit = 0, batch = 8, window = 0, cache_mb = 1024, device = -1, speed_steps = 32;
   long max_tokens = 2048;
   int plain = 0, resume = 0, relative = 0;
   for (int i = 1; i < argc; i++) {
