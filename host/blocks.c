@@ -657,6 +657,19 @@ static dtr_status project(dtr_block *b, dtr_view x, const char *first, uint32_t 
   return DTR_OK;
 }
 
+/* Whether a GDN decode step runs as the one fused kernel: one sequence whose
+ * q/k/v and a/b projections came out of the fused slots, short conv weights
+ * back to back, head dim <= 64, on a CPU device (where dispatches dominate);
+ * DTR_GDN_FUSED=0/1 forces the choice. */
+static int use_fused_decode(const dtr_block *b, const dtr_view *qkv, const dtr_view *ab) {
+  const dtr_block_config *c = &b->cfg;
+  const char *e = getenv("DTR_GDN_FUSED");
+  int want = e && *e ? *e != '0' : dtr_ctx_device(b->ctx)->type == DTR_DEVICE_CPU;
+  return want && c->kind == DTR_BLOCK_GDN && c->head_dim <= 64 && c->head_dim % 4 == 0 &&
+         qkv[0].buf == b->act[A_QKV] && ab[0].buf == b->act[A_AB] &&
+         param_span(b, "q_conv1d.weight", 3).buf != NULL;
+}
+
 dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view x) {
   dtr_ctx *ctx = b->ctx;
   const dtr_block_config *c = &b->cfg;
@@ -681,6 +694,24 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
     TRY(dtr_op_gla_decode(ctx, av(b, A_O, n), S, qkv[0], qkv[1],
                           qkv[2], av(b, A_GK, n), &ld));
   } else {
+    static const int ab_slots[2] = {A_A, A_B};
+    static const char *const ab_names[2] = {"a_proj.weight", "b_proj.weight"};
+    dtr_view ab[2];
+    TRY(project(b, x, "a_proj.weight", 2, A_AB, ab_slots, ab_names, M, H, ab));
+    if (use_fused_decode(b, qkv, ab)) {
+      dtr_gdn_fused_desc fd = {H,
+                               D,
+                               (uint32_t)(find_param(b, "q_conv1d.weight")->offset / 4),
+                               (uint32_t)(find_param(b, "A_log")->offset / 4),
+                               (uint32_t)(find_param(b, "dt_bias")->offset / 4),
+                               (uint32_t)(find_param(b, "o_norm.weight")->offset / 4),
+                               ld.scale,
+                               c->norm_eps};
+      TRY(dtr_op_gdn_decode_fused(ctx, av(b, A_ON, n), S, dtr_whole(s->cq), dtr_whole(s->ck),
+                                  dtr_whole(s->cv), av(b, A_QKV, 3 * n), av(b, A_AB, 2 * nh),
+                                  av(b, A_GATE, n), dtr_whole(b->p), &fd));
+      return linear(b, y, av(b, A_ON, n), P("o_proj.weight"), DTR_NONE, M, hid, HD);
+    }
     if (c->kind == DTR_BLOCK_GDN) {
       TRY(dtr_op_shortconv_decode(ctx, av(b, A_QC, n), dtr_whole(s->cq), qkv[0],
                                   P("q_conv1d.weight"), M, HD, 1));
@@ -702,10 +733,6 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
     }
     TRY(dtr_op_l2norm_fwd(ctx, av(b, A_Q, n), av(b, A_QC, n), M * H, D, 1e-6f));
     TRY(dtr_op_l2norm_fwd(ctx, av(b, A_K, n), av(b, A_KC, n), M * H, D, 1e-6f));
-    static const int ab_slots[2] = {A_A, A_B};
-    static const char *const ab_names[2] = {"a_proj.weight", "b_proj.weight"};
-    dtr_view ab[2];
-    TRY(project(b, x, "a_proj.weight", 2, A_AB, ab_slots, ab_names, M, H, ab));
     TRY(dtr_op_gdn_gate_fwd(ctx, av(b, A_G, nh), av(b, A_BETA, nh), ab[0], ab[1], P("A_log"),
                             P("dt_bias"), M, H));
     TRY(dtr_op_gdn_decode(ctx, av(b, A_O, n), S, av(b, A_Q, n), av(b, A_K, n), av(b, A_VC, n),

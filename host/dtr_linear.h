@@ -66,6 +66,21 @@ dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
 dtr_status dtr_op_gdn_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view q,
                              dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
                              const dtr_lin_desc *d);
+/* A whole GDN decode step of ONE sequence in one dispatch (for CPU devices,
+ * where dispatches dominate a small model's decode): from qkv = [q|k|v] (3 H K)
+ * and ab = [a|b] (2 H) of the token's projections, the short convs with SiLU
+ * (rolling the caches cq, ck, cv (3, H K)), L2 norms (eps 1e-6), the gates, the
+ * state update and the output, then out = gated RMSNorm(o) (gate (H K)). The
+ * weights are read from params at float offsets: the three conv weights (H K, 4)
+ * back to back at off_conv, A_log, dt_bias, o_norm.weight. K = V <= 64. */
+typedef struct dtr_gdn_fused_desc {
+  uint32_t H, K;
+  uint32_t off_conv, off_alog, off_dtb, off_onorm;
+  float scale, norm_eps;
+} dtr_gdn_fused_desc;
+dtr_status dtr_op_gdn_decode_fused(dtr_ctx *ctx, dtr_view out, dtr_view state, dtr_view cq,
+                                   dtr_view ck, dtr_view cv, dtr_view qkv, dtr_view ab,
+                                   dtr_view gate, dtr_view params, const dtr_gdn_fused_desc *d);
 /* GDN's gates from the projections a = W_a x and b = W_b x, both (N, H):
  * g = -exp(A_log[h]) * softplus(a + dt_bias[h]);  beta = sigmoid(b).
  * Backward: da, db written; dA_log (H), ddt_bias (H) accumulated. */

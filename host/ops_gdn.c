@@ -341,6 +341,39 @@ dtr_status dtr_op_gdn_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view 
   return dtr_dispatch(ctx, &dd);
 }
 
+dtr_status dtr_op_gdn_decode_fused(dtr_ctx *ctx, dtr_view out, dtr_view state, dtr_view cq,
+                                   dtr_view ck, dtr_view cv, dtr_view qkv, dtr_view ab,
+                                   dtr_view gate, dtr_view params, const dtr_gdn_fused_desc *d) {
+  const char *op = "gdn_decode_fused";
+  if (!d->H || !d->K || d->K > 64 || d->K % 4)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: H %u, K %u (1..64, a multiple of 4)",
+                             op, d->H, d->K);
+  size_t hk = (size_t)d->H * d->K * 4;
+  size_t pmax = (size_t)d->off_conv + 3 * (size_t)d->H * d->K * 4;
+  uint32_t offs[3] = {d->off_alog + d->H, d->off_dtb + d->H, d->off_onorm + d->K};
+  for (int i = 0; i < 3; i++) pmax = offs[i] > pmax ? offs[i] : pmax;
+  dtr_status st;
+  if ((st = dtr_check_view(ctx, op, "out", out, hk)) ||
+      (st = dtr_check_view(ctx, op, "state", state, hk * d->K)) ||
+      (st = dtr_check_view(ctx, op, "cq", cq, 3 * hk)) ||
+      (st = dtr_check_view(ctx, op, "ck", ck, 3 * hk)) ||
+      (st = dtr_check_view(ctx, op, "cv", cv, 3 * hk)) ||
+      (st = dtr_check_view(ctx, op, "qkv", qkv, 3 * hk)) ||
+      (st = dtr_check_view(ctx, op, "ab", ab, (size_t)2 * d->H * 4)) ||
+      (st = dtr_check_view(ctx, op, "gate", gate, hk)) ||
+      (st = dtr_check_view(ctx, op, "params", params, pmax * 4)))
+    return st;
+  dtr_pc_gdn_decode_fused pc = {d->H,      d->off_conv, d->off_alog, d->off_dtb,
+                                d->off_onorm, d->scale, 1e-6f,      d->norm_eps};
+  dtr_arg args[9] = {DTR_OUT(out), DTR_OUT(state), DTR_OUT(cq), DTR_OUT(ck), DTR_OUT(cv),
+                     DTR_IN(qkv),  DTR_IN(ab),     DTR_IN(gate), DTR_IN(params)};
+  uint32_t spec[2] = {8, d->K};
+  dtr_dispatch_desc dd = {.kernel = "gdn_decode_fused", .spec = spec, .nspec = 2, .args = args,
+                          .nargs = 9, .push = &pc, .push_size = sizeof pc,
+                          .groups = {(d->H + 7) / 8, 1, 1}};
+  return dtr_dispatch(ctx, &dd);
+}
+
 dtr_status dtr_op_gdn_gate_fwd(dtr_ctx *ctx, dtr_view g, dtr_view beta, dtr_view a,
                                dtr_view b, dtr_view A_log, dtr_view dt_bias, uint32_t N,
                                uint32_t H) {

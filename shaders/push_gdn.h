@@ -38,6 +38,19 @@ DTR_PUSH_STRUCT(dtr_pc_gdn_decode) {
   DTR_F32 scale;
 };
 
+/* gdn_decode_fused: a whole GDN decode step of one sequence; off_* are float
+ * offsets into the block's parameter buffer. */
+DTR_PUSH_STRUCT(dtr_pc_gdn_decode_fused) {
+  DTR_U32 H;
+  DTR_U32 off_conv;  /* q_conv1d, k_conv1d, v_conv1d weights, back to back */
+  DTR_U32 off_alog;
+  DTR_U32 off_dtb;
+  DTR_U32 off_onorm;
+  DTR_F32 scale;
+  DTR_F32 l2_eps;
+  DTR_F32 norm_eps;
+};
+
 /* gdn_gate_fwd / gdn_gate_bwd over (N, H). */
 DTR_PUSH_STRUCT(dtr_pc_gdn_gate) {
   DTR_U32 N;

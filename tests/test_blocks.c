@@ -187,7 +187,7 @@ static double fd_loss(void *ud) {
 
 static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
   const char *kn = dtr_block_kind_name(kind);
-  uint32_t hid = 40, H = 3, D = 16;
+  uint32_t hid = 64, H = 4, D = 16; /* sizes whose weights pack without padding: decode fuses */
   int lens[3] = {1, 70, 23}, B = 3; /* 70 crosses a chunk of 64 */
   int off[4] = {0};
   for (int b = 0; b < B; b++) off[b + 1] = off[b] + lens[b];
@@ -273,8 +273,12 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
 
   /* prefill the first tokens of each sequence, then decode the rest one token
    * at a time: equals the one long forward. Two sequences, then one (decode of
-   * a single sequence fuses its projections into one matmul). */
-  for (int one = 0; one < 2; one++) {
+   * a single sequence fuses its projections, and on CPU devices a GDN step runs
+   * as one kernel), then one with that kernel off. */
+  for (int pass = 0; pass < 3; pass++) {
+    /* pass 2: one sequence again with the fused GDN decode kernel turned off */
+    int one = pass > 0;
+    if (pass == 2) setenv("DTR_GDN_FUSED", "0", 1);
     int P[2] = {one ? 40 : 5, 40}, L[2] = {one ? 52 : 9, 52}, nb = one ? 1 : 2;
     int poff[3] = {0, P[0], P[0] + P[1]};
     int loff[3] = {0, L[0], L[0] + L[1]};
@@ -328,8 +332,9 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
         }
       }
     }
-    snprintf(what, sizeof what, "%s prefill (%s) then decode == forward (%s)", kn,
-             one ? "40" : "5,40", one ? "52" : "9,52");
+    snprintf(what, sizeof what, "%s prefill (%s) then decode == forward (%s)%s", kn,
+             one ? "40" : "5,40", one ? "52" : "9,52", pass == 2 ? ", unfused" : "");
+    if (pass == 2) unsetenv("DTR_GDN_FUSED");
     th_check(what, out, want, ng, 1e-4, 1e-5, 1e-2);
     dtr_block_state_destroy(blk, st);
     dtr_buf_destroy(ctx, bxp); dtr_buf_destroy(ctx, byp); dtr_buf_destroy(ctx, bpo);
