@@ -40,18 +40,6 @@ struct dtr_distiller {
   int32_t *win;           /* (batch * seq_len) */
 };
 
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
 static uint64_t splitmix64(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -106,26 +94,26 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
   if (!o->seq_len || !o->batch || !o->steps || !(o->lr > 0) || o->clip < 0 ||
       o->weight_decay < 0 || !(o->beta1 >= 0 && o->beta1 < 1) ||
       !(o->beta2 >= 0 && o->beta2 < 1) || !(o->min_lr_fraction >= 0)) {
-    fail(err, errlen, DTR_ERR_INVALID,
+    dtr_errf(err, errlen, DTR_ERR_INVALID,
          "need seq_len, batch, steps >= 1, lr > 0, clip and weight decay >= 0, "
          "betas in [0, 1)");
     return NULL;
   }
   uint64_t T = (uint64_t)o->batch * o->seq_len;
   if (T > dtr_model_max_tokens(teacher)) {
-    fail(err, errlen, DTR_ERR_INVALID,
+    dtr_errf(err, errlen, DTR_ERR_INVALID,
          "%u x %u tokens per batch; the teacher was loaded for %u", o->batch,
          o->seq_len, dtr_model_max_tokens(teacher));
     return NULL;
   }
   if (o->seq_len > c->max_position_embeddings) {
-    fail(err, errlen, DTR_ERR_INVALID,
+    dtr_errf(err, errlen, DTR_ERR_INVALID,
          "sequence length %u exceeds the teacher's max_position_embeddings %u (set --seq-len)",
          o->seq_len, c->max_position_embeddings);
     return NULL;
   }
   dtr_distiller *d = calloc(1, sizeof *d);
-  if (!d) { fail(err, errlen, DTR_ERR_OOM, "out of host memory"); return NULL; }
+  if (!d) { dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); return NULL; }
   d->teacher = teacher;
   d->ctx = ctx;
   d->o = *o;
@@ -136,14 +124,14 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
   d->win = malloc(T * sizeof *d->win);
   d->curves = json_pack("{s:[],s:[]}", "train", "valid");
   if (!d->st || !d->slot || !d->win || !d->curves) {
-    fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+    dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
     goto bad;
   }
   for (uint32_t L = 0; L < d->nl; L++) {
     d->slot[L] = -1;
     if (!o->layer_on[L]) continue;
     if (c->layer_types[L] != DTR_LAYER_FULL_ATTENTION) {
-      fail(err, errlen, DTR_ERR_INVALID, "layer %u is not full attention", L);
+      dtr_errf(err, errlen, DTR_ERR_INVALID, "layer %u is not full attention", L);
       goto bad;
     }
     student *s = &d->st[d->nsel];
@@ -151,7 +139,7 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
     s->blk = dtr_model_new_student(teacher, L, o->kind, (uint32_t)T, o->batch,
                                    o->seed + 7919ull * (L + 1));
     if (!s->blk) {
-      fail(err, errlen, DTR_ERR_INVALID, "layer %u: %s", L, dtr_ctx_error(ctx));
+      dtr_errf(err, errlen, DTR_ERR_INVALID, "layer %u: %s", L, dtr_ctx_error(ctx));
       goto bad;
     }
     d->slot[L] = (int)d->nsel++;
@@ -159,20 +147,20 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
     s->m = dtr_buf_create(ctx, pb);
     s->v = dtr_buf_create(ctx, pb);
     if (!s->m || !s->v || dtr_buf_fill(ctx, s->m, 0, pb, 0) || dtr_buf_fill(ctx, s->v, 0, pb, 0)) {
-      fail(err, errlen, DTR_ERR_OOM, "optimizer state: %s", dtr_ctx_error(ctx));
+      dtr_errf(err, errlen, DTR_ERR_OOM, "optimizer state: %s", dtr_ctx_error(ctx));
       goto bad;
     }
     d->top = L + 1;
   }
   if (!d->nsel) {
-    fail(err, errlen, DTR_ERR_INVALID, "no layer selected");
+    dtr_errf(err, errlen, DTR_ERR_INVALID, "no layer selected");
     goto bad;
   }
   size_t align = dtr_ctx_device(ctx)->min_storage_offset_align;
   d->salign = align > 16 ? align : 16;
   size_t n = (size_t)T * c->hidden_size;
   int32_t *offs = malloc((o->batch + 1) * sizeof *offs);
-  if (!offs) { fail(err, errlen, DTR_ERR_OOM, "out of host memory"); goto bad; }
+  if (!offs) { dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); goto bad; }
   for (uint32_t b = 0; b <= o->batch; b++) offs[b] = (int32_t)(b * o->seq_len);
   d->offs = dtr_buf_create(ctx, (o->batch + 1) * 4);
   d->ys = dtr_buf_create(ctx, n * 4);
@@ -185,7 +173,7 @@ dtr_distiller *dtr_distiller_create(dtr_model *teacher, const dtr_distill_opts *
                       : DTR_ERR_OOM;
   free(offs);
   if (st) {
-    fail(err, errlen, st, "buffers: %s", dtr_ctx_error(ctx));
+    dtr_errf(err, errlen, st, "buffers: %s", dtr_ctx_error(ctx));
     goto bad;
   }
   return d;
@@ -213,12 +201,12 @@ dtr_status dtr_distiller_set_data(dtr_distiller *d, const int32_t *train, size_t
   for (int k = 0; k < 2; k++) {
     if (k == 1 && !n[k]) continue;
     if (n[k] <= d->o.seq_len)
-      return fail(err, errlen, DTR_ERR_INVALID,
+      return dtr_errf(err, errlen, DTR_ERR_INVALID,
                   "the %s stream has %zu tokens; a window needs %u", nm[k], n[k],
                   d->o.seq_len + 1);
     for (size_t i = 0; i < n[k]; i++)
       if (s[k][i] < 0 || (uint32_t)s[k][i] >= V)
-        return fail(err, errlen, DTR_ERR_INVALID,
+        return dtr_errf(err, errlen, DTR_ERR_INVALID,
                     "%s token %zu is %d, outside the vocabulary (%u)", nm[k], i,
                     s[k][i], V);
   }
@@ -291,10 +279,10 @@ static dtr_status read_scalars(dtr_distiller *d, float *h) {
 }
 
 dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_t errlen) {
-  if (!d->train) return fail(err, errlen, DTR_ERR_INVALID, "no training data set");
+  if (!d->train) return dtr_errf(err, errlen, DTR_ERR_INVALID, "no training data set");
   if (d->step >= d->o.steps)
-    return fail(err, errlen, DTR_ERR_INVALID, "all %u steps are done", d->o.steps);
-  if (d->o.batch > 4096) return fail(err, errlen, DTR_ERR_INVALID, "batch > 4096");
+    return dtr_errf(err, errlen, DTR_ERR_INVALID, "all %u steps are done", d->o.steps);
+  if (d->o.batch > 4096) return dtr_errf(err, errlen, DTR_ERR_INVALID, "batch > 4096");
   uint32_t s = d->step + 1;
   uint64_t rng_before = d->rng;
   for (uint32_t b = 0; b < d->o.batch; b++) {
@@ -303,20 +291,20 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
   }
   d->mode = 0;
   float *h = malloc(sizeof *h * 4 * d->nsel);
-  if (!h) return fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+  if (!h) return dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   dtr_status st = run_teacher(d);
   if (!st) st = read_scalars(d, h);
   if (st) {
     d->rng = rng_before;
     free(h);
-    return fail(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
+    return dtr_errf(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
   }
   for (uint32_t i = 0; i < d->nsel; i++) {
     if (!isfinite(h[4 * i]) || !isfinite(h[4 * i + 1])) {
       d->rng = rng_before;
       double bad = isfinite(h[4 * i]) ? h[4 * i + 1] : h[4 * i];
       free(h);
-      return fail(err, errlen, DTR_ERR_INVALID,
+      return dtr_errf(err, errlen, DTR_ERR_INVALID,
                   "step %u: layer %u: %s is %g (not finite); stopping without "
                   "updating the students",
                   s, d->st[i].layer, isfinite(bad) ? "loss" : "gradient norm", bad);
@@ -346,7 +334,7 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
     }
   }
   if (!st) st = dtr_ctx_submit(d->ctx);
-  if (st) return fail(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
+  if (st) return dtr_errf(err, errlen, st, "step %u: %s", s, dtr_ctx_error(d->ctx));
   d->step = s;
   if (losses) {
     json_t *row = json_pack("{s:i,s:[]}", "step", (json_int_t)s, "loss");
@@ -359,14 +347,14 @@ dtr_status dtr_distiller_step(dtr_distiller *d, double *losses, char *err, size_
 
 dtr_status dtr_distiller_eval(dtr_distiller *d, double *loss, double *rel_err, char *err,
                               size_t errlen) {
-  if (!d->valid) return fail(err, errlen, DTR_ERR_INVALID, "no held-out data set");
+  if (!d->valid) return dtr_errf(err, errlen, DTR_ERR_INVALID, "no held-out data set");
   uint32_t nb = d->o.eval_batches ? d->o.eval_batches : 1;
   double *se = calloc(d->nsel * 2, sizeof *se);
   float *h = malloc(sizeof *h * 4 * d->nsel);
   if (!se || !h) {
     free(se);
     free(h);
-    return fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+    return dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   }
   size_t per = (size_t)d->o.batch * d->o.seq_len, span = d->nvalid - d->o.seq_len;
   dtr_status st = DTR_OK;
@@ -388,7 +376,7 @@ dtr_status dtr_distiller_eval(dtr_distiller *d, double *loss, double *rel_err, c
   free(h);
   if (st) {
     free(se);
-    return fail(err, errlen, st, "held-out: %s", dtr_ctx_error(d->ctx));
+    return dtr_errf(err, errlen, st, "held-out: %s", dtr_ctx_error(d->ctx));
   }
   json_t *row = json_pack("{s:i,s:[],s:[]}", "step", (json_int_t)d->step, "loss", "rel_err");
   for (uint32_t i = 0; i < d->nsel; i++) {
@@ -431,7 +419,7 @@ dtr_status dtr_distiller_save_checkpoint(dtr_distiller *d, const char *path, cha
   char *id = identity(d), *cv = json_dumps(d->curves, JSON_COMPACT), num[64];
   float **host = calloc(3 * d->nsel, sizeof *host);
   dtr_status st = w && id && cv && host ? DTR_OK : DTR_ERR_OOM;
-  if (st) fail(err, errlen, st, "out of host memory");
+  if (st) dtr_errf(err, errlen, st, "out of host memory");
   for (uint32_t i = 0; i < d->nsel && !st; i++) {
     student *s = &d->st[i];
     size_t pb = dtr_block_param_bytes(s->blk);
@@ -439,9 +427,9 @@ dtr_status dtr_distiller_save_checkpoint(dtr_distiller *d, const char *path, cha
     static const char *what[3] = {"params", "exp_avg", "exp_avg_sq"};
     for (int k = 0; k < 3 && !st; k++) {
       float *hb = host[3 * i + k] = malloc(pb);
-      if (!hb) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+      if (!hb) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
       if ((st = dtr_buf_download(d->ctx, src[k], 0, hb, pb))) {
-        fail(err, errlen, st, "checkpoint: %s", dtr_ctx_error(d->ctx));
+        dtr_errf(err, errlen, st, "checkpoint: %s", dtr_ctx_error(d->ctx));
         break;
       }
       char name[96];
@@ -478,13 +466,13 @@ dtr_status dtr_distiller_load_checkpoint(dtr_distiller *d, const char *path, cha
              *fs = dtr_safetensors_metadata(f, "step"), *fr = dtr_safetensors_metadata(f, "rng"),
              *fc = dtr_safetensors_metadata(f, "curves");
   float *hb = NULL;
-  if (!id) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
+  if (!id) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
   if (!fid || !fs || !fr || !fc) {
-    st = fail(err, errlen, DTR_ERR_FORMAT, "%s: not a dtr distill checkpoint", path);
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: not a dtr distill checkpoint", path);
     goto done;
   }
   if (strcmp(fid, id)) {
-    st = fail(err, errlen, DTR_ERR_INVALID,
+    st = dtr_errf(err, errlen, DTR_ERR_INVALID,
               "%s: made with other options; it has %s, this run %s", path, fid, id);
     goto done;
   }
@@ -494,20 +482,20 @@ dtr_status dtr_distiller_load_checkpoint(dtr_distiller *d, const char *path, cha
     dtr_buf *dst[3] = {dtr_block_param_buf(s->blk), s->m, s->v};
     static const char *what[3] = {"params", "exp_avg", "exp_avg_sq"};
     free(hb);
-    if (!(hb = malloc(pb))) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+    if (!(hb = malloc(pb))) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
     for (int k = 0; k < 3 && !st; k++) {
       char name[96];
       snprintf(name, sizeof name, "layers.%u.%s", s->layer, what[k]);
       st = dtr_safetensors_read_f32(f, name, hb, pb / 4, err, errlen);
       if (!st && (st = dtr_buf_upload(d->ctx, dst[k], 0, hb, pb)))
-        fail(err, errlen, st, "%s: %s", path, dtr_ctx_error(d->ctx));
+        dtr_errf(err, errlen, st, "%s: %s", path, dtr_ctx_error(d->ctx));
     }
   }
   if (!st) {
     json_error_t je;
     json_t *cv = json_loads(fc, 0, &je);
     if (!cv) {
-      st = fail(err, errlen, DTR_ERR_FORMAT, "%s: curves: %s", path, je.text);
+      st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: curves: %s", path, je.text);
       goto done;
     }
     json_decref(d->curves);
@@ -527,7 +515,7 @@ static dtr_status write_json(json_t *j, const char *path, char *err, size_t errl
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   if (json_dump_file(j, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(8)) != 0 || rename(tmp, path)) {
     remove(tmp);
-    return fail(err, errlen, DTR_ERR_IO, "%s: cannot write", path);
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot write", path);
   }
   return DTR_OK;
 }
@@ -536,18 +524,18 @@ dtr_status dtr_distiller_save(dtr_distiller *d, const char *dir, char *err, size
   const dtr_model_config *c = dtr_model_cfg(d->teacher);
   char path[4200];
   dtr_st_writer *w = dtr_st_writer_create();
-  if (!w) return fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+  if (!w) return dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   dtr_status st = DTR_OK;
   float **host = calloc(d->nsel, sizeof *host);
-  if (!host) st = fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+  if (!host) st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   for (uint32_t i = 0; i < d->nsel && !st; i++) {
     student *s = &d->st[i];
     if (!(host[i] = malloc(dtr_block_param_bytes(s->blk)))) {
-      st = fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+      st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
       break;
     }
     if ((st = dtr_block_get_params(s->blk, host[i]))) {
-      fail(err, errlen, st, "%s", dtr_ctx_error(d->ctx));
+      dtr_errf(err, errlen, st, "%s", dtr_ctx_error(d->ctx));
       break;
     }
     const dtr_param_info *pt;
@@ -599,7 +587,7 @@ dtr_status dtr_distiller_save(dtr_distiller *d, const char *dir, char *err, size
       (json_int_t)d->step, "seq_len", (json_int_t)d->o.seq_len, "batch",
       (json_int_t)d->o.batch, "final", fin);
   snprintf(path, sizeof path, "%s/students.json", dir);
-  st = j ? write_json(j, path, err, errlen) : fail(err, errlen, DTR_ERR_OOM, "out of memory");
+  st = j ? write_json(j, path, err, errlen) : dtr_errf(err, errlen, DTR_ERR_OOM, "out of memory");
   json_decref(j);
   json_decref(ly);
   if (st) return st;
@@ -624,7 +612,7 @@ dtr_status dtr_students_load(dtr_model *m, const char *dir, dtr_block **blocks,
   json_error_t je;
   json_t *j = json_load_file(path, 0, &je);
   if (!j)
-    return fail(err, errlen, DTR_ERR_IO, "%s: %s (is %s a `dtr distill` output?)", path,
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: %s (is %s a `dtr distill` output?)", path,
                 je.text, dir);
   dtr_status st = DTR_OK;
   dtr_safetensors *f = NULL;
@@ -633,7 +621,7 @@ dtr_status dtr_students_load(dtr_model *m, const char *dir, dtr_block **blocks,
   json_t *t = json_object_get(j, "teacher"), *ly = json_object_get(j, "layers");
   int k = bk ? dtr_block_kind_parse(bk) : -1;
   if (k < 0 || !json_is_object(t) || !json_is_array(ly)) {
-    st = fail(err, errlen, DTR_ERR_FORMAT, "%s: needs \"block\" (gla|gdn|jet), \"teacher\" and "
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: needs \"block\" (gla|gdn|jet), \"teacher\" and "
                                            "\"layers\"", path);
     goto done;
   }
@@ -647,7 +635,7 @@ dtr_status dtr_students_load(dtr_model *m, const char *dir, dtr_block **blocks,
   for (size_t i = 0; i < sizeof chk / sizeof *chk; i++) {
     json_int_t v = json_integer_value(json_object_get(t, chk[i].key));
     if (v != (json_int_t)chk[i].have) {
-      st = fail(err, errlen, DTR_ERR_INVALID,
+      st = dtr_errf(err, errlen, DTR_ERR_INVALID,
                 "%s: the students were distilled from a model with %s %lld; this model has %u",
                 path, chk[i].key, (long long)v, chk[i].have);
       goto done;
@@ -660,14 +648,14 @@ dtr_status dtr_students_load(dtr_model *m, const char *dir, dtr_block **blocks,
   json_array_foreach(ly, i, v) {
     json_int_t L = json_integer_value(v);
     if (!json_is_integer(v) || L < 0 || L >= (json_int_t)c->num_hidden_layers) {
-      st = fail(err, errlen, DTR_ERR_INVALID, "%s/students.json: layer %lld is not in this "
+      st = dtr_errf(err, errlen, DTR_ERR_INVALID, "%s/students.json: layer %lld is not in this "
                 "%u-layer model", dir, (long long)L, c->num_hidden_layers);
       goto done;
     }
     if (blocks[L]) continue;
     blocks[L] = dtr_model_new_student(m, (uint32_t)L, *kind, 0, 0, 1);
     if (!blocks[L]) {
-      st = fail(err, errlen, DTR_ERR_INVALID, "%s: layer %lld: %s", dir, (long long)L,
+      st = dtr_errf(err, errlen, DTR_ERR_INVALID, "%s: layer %lld: %s", dir, (long long)L,
                 dtr_ctx_error(dtr_model_ctx(m)));
       goto done;
     }
@@ -678,11 +666,11 @@ dtr_status dtr_students_load(dtr_model *m, const char *dir, dtr_block **blocks,
       size_t n = (size_t)pt[p].rows * pt[p].cols;
       snprintf(name, sizeof name, "model.layers.%lld.linear_attn.%s", (long long)L, pt[p].name);
       float *nb = realloc(hb, n * 4);
-      if (!nb) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+      if (!nb) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
       hb = nb;
       st = dtr_safetensors_read_f32(f, name, hb, n, err, errlen);
       if (!st && (st = dtr_block_set_param(blocks[L], pt[p].name, hb)))
-        fail(err, errlen, st, "%s: %s: %s", path, name, dtr_ctx_error(dtr_model_ctx(m)));
+        dtr_errf(err, errlen, st, "%s: %s: %s", path, name, dtr_ctx_error(dtr_model_ctx(m)));
     }
     if (st) goto done;
   }

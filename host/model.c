@@ -60,18 +60,6 @@ typedef struct tinfo {
 
 static size_t tnumel(const tinfo *t) { return (size_t)t->rows * (t->cols ? t->cols : 1); }
 
-static dtr_status efail(char *err, size_t errlen, dtr_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dtr_status efail(char *err, size_t errlen, dtr_status st, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
 /* The dense tensors cfg implies, in checkpoint order; returns the count (fills
  * at most max; pass NULL to count). */
 static uint32_t tensors(dtr_model *m, tinfo *out, uint32_t max) {
@@ -156,7 +144,7 @@ static uint32_t block_seqs(const dtr_model *m) { return m->max_tokens < 64 ? m->
 static dtr_model *shell(dtr_ctx *ctx, const dtr_model_config *cfg, uint32_t max_tokens,
                         dtr_status *st, char *err, size_t errlen) {
   dtr_model *m = calloc(1, sizeof *m);
-  if (!m) { *st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); return NULL; }
+  if (!m) { *st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); return NULL; }
   m->ctx = ctx;
   m->cfg = *cfg;
   m->max_tokens = max_tokens ? max_tokens : 512;
@@ -166,7 +154,7 @@ static dtr_model *shell(dtr_ctx *ctx, const dtr_model_config *cfg, uint32_t max_
   if (!m->layers || !inv) {
     free(inv);
     dtr_model_destroy(m);
-    *st = efail(err, errlen, DTR_ERR_OOM, "out of host memory");
+    *st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
     return NULL;
   }
   dtr_rope_scaling sc = {0};
@@ -182,7 +170,7 @@ static dtr_model *shell(dtr_ctx *ctx, const dtr_model_config *cfg, uint32_t max_
                     : DTR_ERR_OOM;
   free(inv);
   if (*st) {
-    efail(err, errlen, *st, "uploading RoPE frequencies: %s", dtr_ctx_error(ctx));
+    dtr_errf(err, errlen, *st, "uploading RoPE frequencies: %s", dtr_ctx_error(ctx));
     dtr_model_destroy(m);
     return NULL;
   }
@@ -226,7 +214,7 @@ static dtr_status tensor_buf(dtr_model *m, const tinfo *t, const char *file, cha
     if (rows >= t->rows) rows = t->rows;
     uint32_t n = rows ? (uint32_t)((t->rows + rows - 1) / rows) : 0;
     if (!rows || n > MAX_CHUNKS)
-      return efail(err, errlen, DTR_ERR_UNSUPPORTED,
+      return dtr_errf(err, errlen, DTR_ERR_UNSUPPORTED,
                    "%s: tensor '%s' (%.1f MiB as fp32) needs more than %d chunks of this device's "
                    "storage binding limit (%.1f MiB)",
                    file, t->name, bytes / 1048576.0, MAX_CHUNKS, range / 1048576.0);
@@ -234,19 +222,19 @@ static dtr_status tensor_buf(dtr_model *m, const tinfo *t, const char *file, cha
     for (t->ch->n = 0; t->ch->n < n; t->ch->n++) {
       size_t r = t->rows - (size_t)t->ch->n * rows < rows ? t->rows - (size_t)t->ch->n * rows : rows;
       if (!(t->ch->b[t->ch->n] = dtr_buf_create(m->ctx, r * t->cols * 4)))
-        return efail(err, errlen, DTR_ERR_OOM, "%s: no device memory for '%s': %s", file, t->name,
+        return dtr_errf(err, errlen, DTR_ERR_OOM, "%s: no device memory for '%s': %s", file, t->name,
                      dtr_ctx_error(m->ctx));
     }
     return DTR_OK;
   }
   if (bytes > range)
-    return efail(err, errlen, DTR_ERR_UNSUPPORTED,
+    return dtr_errf(err, errlen, DTR_ERR_UNSUPPORTED,
                  "%s: tensor '%s' is %.1f MiB as fp32, more than this device's storage "
                  "binding limit (%.1f MiB); splitting it is not implemented",
                  file, t->name, bytes / 1048576.0, range / 1048576.0);
   *t->slot = dtr_buf_create(m->ctx, bytes);
   if (!*t->slot)
-    return efail(err, errlen, DTR_ERR_OOM, "%s: no device memory for '%s' (%zu bytes): %s", file,
+    return dtr_errf(err, errlen, DTR_ERR_OOM, "%s: no device memory for '%s' (%zu bytes): %s", file,
                  t->name, bytes, dtr_ctx_error(m->ctx));
   return DTR_OK;
 }
@@ -275,7 +263,7 @@ static dtr_status make_blocks(dtr_model *m, uint64_t seed, char *err, size_t err
     dtr_block_config bc = block_cfg(c, (dtr_block_kind)(c->layer_types[L] - 1));
     m->layers[L].blk = dtr_block_create(m->ctx, &bc, m->max_tokens, block_seqs(m), seed + L);
     if (!m->layers[L].blk)
-      return efail(err, errlen, DTR_ERR_INVALID, "%s: layer %u (%s): %s",
+      return dtr_errf(err, errlen, DTR_ERR_INVALID, "%s: layer %u (%s): %s",
                    c->source[0] ? c->source : "model", L,
                    dtr_layer_type_name((dtr_layer_type)c->layer_types[L]),
                    dtr_ctx_error(m->ctx));
@@ -293,11 +281,11 @@ dtr_model *dtr_model_create(dtr_ctx *ctx, const dtr_model_config *cfg, uint32_t 
   uint32_t n;
   tinfo *t = tensor_list(m, &n);
   uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 1;
-  *st = t ? DTR_OK : efail(err, errlen, DTR_ERR_OOM, "out of host memory");
+  *st = t ? DTR_OK : dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   for (uint32_t i = 0; i < n && !*st; i++) {
     size_t k = tnumel(&t[i]);
     float *h = malloc(k * sizeof *h);
-    if (!h) { *st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+    if (!h) { *st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
     if (is_norm(t[i].name))
       for (size_t j = 0; j < k; j++) h[j] = 1.0f;
     else if (!t[i].cols)
@@ -306,7 +294,7 @@ dtr_model *dtr_model_create(dtr_ctx *ctx, const dtr_model_config *cfg, uint32_t 
       gauss_fill(h, k, 0.02f, &rng);
     *st = tensor_buf(m, &t[i], "model", err, errlen);
     if (!*st && (*st = xfer(m, &t[i], h, 1)))
-      efail(err, errlen, *st, "uploading '%s': %s", t[i].name, dtr_ctx_error(ctx));
+      dtr_errf(err, errlen, *st, "uploading '%s': %s", t[i].name, dtr_ctx_error(ctx));
     free(h);
   }
   free(t);
@@ -333,13 +321,13 @@ dtr_model *dtr_model_load(dtr_ctx *ctx, const char *dir, uint32_t max_tokens, dt
   tinfo *t = tensor_list(m, &n);
   float *h = NULL;
   size_t hcap = 0;
-  *st = t ? DTR_OK : efail(err, errlen, DTR_ERR_OOM, "out of host memory");
+  *st = t ? DTR_OK : dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   for (uint32_t i = 0; i < n && !*st; i++) {
     const dtr_st_tensor *tt;
     if ((*st = dtr_safetensors_get(sf, t[i].name, &tt, err, errlen))) break;
     size_t k = tnumel(&t[i]);
     if (tt->numel != k) {
-      *st = efail(err, errlen, DTR_ERR_FORMAT, "%s: tensor '%s' has %llu elements, expected %zu",
+      *st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: tensor '%s' has %llu elements, expected %zu",
                   tt->file, t[i].name, (unsigned long long)tt->numel, k);
       break;
     }
@@ -347,12 +335,12 @@ dtr_model *dtr_model_load(dtr_ctx *ctx, const char *dir, uint32_t max_tokens, dt
       free(h);
       h = malloc(k * sizeof *h);
       hcap = h ? k : 0;
-      if (!h) { *st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+      if (!h) { *st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
     }
     if ((*st = dtr_st_tensor_to_f32(tt, h, k, err, errlen))) break;
     if ((*st = tensor_buf(m, &t[i], tt->file, err, errlen))) break;
     if ((*st = xfer(m, &t[i], h, 1)))
-      efail(err, errlen, *st, "%s: uploading '%s': %s", tt->file, t[i].name, dtr_ctx_error(ctx));
+      dtr_errf(err, errlen, *st, "%s: uploading '%s': %s", tt->file, t[i].name, dtr_ctx_error(ctx));
   }
   free(t);
   if (!*st) *st = make_blocks(m, 0, err, errlen);
@@ -368,7 +356,7 @@ dtr_model *dtr_model_load(dtr_ctx *ctx, const char *dir, uint32_t max_tokens, dt
       if ((*st = dtr_safetensors_get(sf, nm, &tt, err, errlen))) break;
       size_t k = (size_t)pt[i].rows * pt[i].cols;
       if (tt->numel != k) {
-        *st = efail(err, errlen, DTR_ERR_FORMAT,
+        *st = dtr_errf(err, errlen, DTR_ERR_FORMAT,
                     "%s: tensor '%s' has %llu elements, the block expects %u x %u", tt->file, nm,
                     (unsigned long long)tt->numel, pt[i].rows, pt[i].cols);
         break;
@@ -377,11 +365,11 @@ dtr_model *dtr_model_load(dtr_ctx *ctx, const char *dir, uint32_t max_tokens, dt
         free(h);
         h = malloc(k * sizeof *h);
         hcap = h ? k : 0;
-        if (!h) { *st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+        if (!h) { *st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
       }
       if ((*st = dtr_st_tensor_to_f32(tt, h, k, err, errlen))) break;
       if ((*st = dtr_block_set_param(b, pt[i].name, h)))
-        efail(err, errlen, *st, "%s: setting '%s': %s", tt->file, nm, dtr_ctx_error(ctx));
+        dtr_errf(err, errlen, *st, "%s: setting '%s': %s", tt->file, nm, dtr_ctx_error(ctx));
     }
   }
   free(h);
@@ -517,14 +505,14 @@ dtr_status dtr_model_save(dtr_model *m, const char *dir, char *err, size_t errle
   uint32_t n;
   tinfo *t = tensor_list(m, &n);
   float *h = NULL;
-  if (!w || !t) { st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
+  if (!w || !t) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
   dtr_st_writer_set_metadata(w, "format", "pt");
   for (uint32_t i = 0; i < n && !st; i++) {
     size_t k = tnumel(&t[i]);
     h = malloc(k * 4);
-    if (!h) { st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+    if (!h) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
     if ((st = xfer(m, &t[i], h, 0))) {
-      efail(err, errlen, st, "%s: downloading '%s': %s", dir, t[i].name, dtr_ctx_error(m->ctx));
+      dtr_errf(err, errlen, st, "%s: downloading '%s': %s", dir, t[i].name, dtr_ctx_error(m->ctx));
       break;
     }
     uint64_t shape[2] = {t[i].rows, t[i].cols};
@@ -539,9 +527,9 @@ dtr_status dtr_model_save(dtr_model *m, const char *dir, char *err, size_t errle
     const dtr_param_info *pt;
     uint32_t np = dtr_block_params(b, &pt);
     h = malloc(dtr_block_param_bytes(b));
-    if (!h) { st = efail(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
+    if (!h) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); break; }
     if ((st = dtr_block_get_params(b, h))) {
-      efail(err, errlen, st, "%s: layer %u: %s", dir, L, dtr_ctx_error(m->ctx));
+      dtr_errf(err, errlen, st, "%s: layer %u: %s", dir, L, dtr_ctx_error(m->ctx));
       break;
     }
     /* the config module's shapes say which parameters are vectors */

@@ -18,18 +18,6 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
 void dtr_replace_result_free(dtr_replace_result *r) {
   if (!r) return;
   for (uint32_t k = 0; k < r->nsteps; k++) free(r->steps[k].cand);
@@ -108,7 +96,7 @@ static dtr_status save_state(const dtr_replace_result *r, const char *identity, 
   json_decref(j);
   if (bad) {
     remove(tmp);
-    return fail(err, errlen, DTR_ERR_IO, "%s: cannot write the search state", path);
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot write the search state", path);
   }
   return DTR_OK;
 }
@@ -170,12 +158,12 @@ static dtr_status load_state(search *S, const char *identity, json_t **out, char
   json_error_t je;
   json_t *j = json_load_file(S->o->state_path, 0, &je);
   if (!j)
-    return fail(err, errlen, DTR_ERR_FORMAT, "%s: line %d: %s", S->o->state_path, je.line,
+    return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: line %d: %s", S->o->state_path, je.line,
                 je.text);
   const char *id = json_string_value(json_object_get(j, "run"));
   if (!id || strcmp(id, identity)) {
     json_decref(j);
-    return fail(err, errlen, DTR_ERR_INVALID,
+    return dtr_errf(err, errlen, DTR_ERR_INVALID,
                 "%s: the search state is from another run (%s); this run is %s; remove it to "
                 "start over",
                 S->o->state_path, id ? id : "no run id", identity);
@@ -194,21 +182,21 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
   r->higher_better = mc;
   r->metric = mc ? (o->use_norm ? "acc_norm" : "acc") : "ppl";
   if (!o->use_threshold && !(o->tolerance >= 0))
-    return fail(err, errlen, DTR_ERR_INVALID, "replace: the tolerance must be >= 0");
+    return dtr_errf(err, errlen, DTR_ERR_INVALID, "replace: the tolerance must be >= 0");
   double t_start = now_s();
   S.active = calloc(S.nl, sizeof *S.active);
   r->replaced = calloc(S.nl, sizeof *r->replaced);
   r->steps = calloc(S.nl + 1, sizeof *r->steps);
   if (!S.active || !r->replaced || !r->steps) {
     free(S.active);
-    return fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+    return dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
   }
   uint32_t ncand0 = 0;
   for (uint32_t L = 0; L < S.nl; L++) {
     if (!students[L]) continue;
     if (c->layer_types[L] != DTR_LAYER_FULL_ATTENTION) {
       free(S.active);
-      return fail(err, errlen, DTR_ERR_INVALID,
+      return dtr_errf(err, errlen, DTR_ERR_INVALID,
                   "replace: layer %u has a student but is not full attention", L);
     }
     ncand0++;
@@ -217,7 +205,7 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
     S.cache = dtr_hcache_create(S.nl, o->cache_bytes ? o->cache_bytes : ((size_t)1 << 30));
     if (!S.cache) {
       free(S.active);
-      return fail(err, errlen, DTR_ERR_OOM, "out of host memory");
+      return dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory");
     }
   }
   /* the identity of a run: what must match for a resume */
@@ -280,7 +268,7 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
     sp->chosen = -1;
     sp->score = NAN;
     sp->cand = calloc(S.nl, sizeof *sp->cand);
-    if (!sp->cand) { st = fail(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
+    if (!sp->cand) { st = dtr_errf(err, errlen, DTR_ERR_OOM, "out of host memory"); goto done; }
     r->nsteps = k + 1;
     json_t *js = json_array_get(jsteps, k);
     json_t *jc = js ? json_object_get(js, "candidates") : NULL;
@@ -322,7 +310,7 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
         }
         size_t lf0 = r->layer_forwards;
         if ((st = dtr_model_try_student(m, L, students[L], NULL))) {
-          fail(err, errlen, st, "replace: %s", dtr_ctx_error(dtr_model_ctx(m)));
+          dtr_errf(err, errlen, st, "replace: %s", dtr_ctx_error(dtr_model_ctx(m)));
           goto done;
         }
         st = evaluate(&S, L, 1, min_acc, max_ppl, &e, err, errlen);
@@ -372,7 +360,7 @@ dtr_status dtr_replace_run(dtr_model *m, dtr_block **students, const dtr_eval_se
     st = dtr_model_replace_layer(m, L, students[L]);
     students[L] = NULL;
     if (st) {
-      fail(err, errlen, st, "replace: layer %u: %s", L, dtr_ctx_error(dtr_model_ctx(m)));
+      dtr_errf(err, errlen, st, "replace: layer %u: %s", L, dtr_ctx_error(dtr_model_ctx(m)));
       goto done;
     }
   }
@@ -392,7 +380,7 @@ dtr_status dtr_replace_svg(const dtr_replace_result *r, const char *title, const
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "wb");
-  if (!f) return fail(err, errlen, DTR_ERR_IO, "%s: cannot create", tmp);
+  if (!f) return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot create", tmp);
   /* points: (0, base), then (i, score after the i-th replacement) */
   uint32_t n = r->nreplaced + 1;
   double lo = r->base, hi = r->base;
@@ -482,7 +470,7 @@ dtr_status dtr_replace_svg(const dtr_replace_result *r, const char *title, const
 #undef PY
   if (fclose(f) != 0 || rename(tmp, path) != 0) {
     remove(tmp);
-    return fail(err, errlen, DTR_ERR_IO, "%s: cannot write", path);
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot write", path);
   }
   return DTR_OK;
 }

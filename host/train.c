@@ -17,18 +17,6 @@
 
 #define TR_PI 3.14159265358979323846
 
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dtr_status fail(char *err, size_t errlen, dtr_status st, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
 /* ---- config ------------------------------------------------------------------ */
 
 void dtr_train_config_default(dtr_train_config *c) {
@@ -67,7 +55,7 @@ static const char *cfg_name(const dtr_train_config *c) {
 
 dtr_status dtr_train_config_validate(const dtr_train_config *c, char *err, size_t errlen) {
   const char *f = cfg_name(c);
-#define BAD(...) return fail(err, errlen, DTR_ERR_FORMAT, __VA_ARGS__)
+#define BAD(...) return dtr_errf(err, errlen, DTR_ERR_FORMAT, __VA_ARGS__)
   if (!c->layers) BAD("%s: model.layers must be at least 1", f);
   if (!c->hidden || !c->heads || !c->kv_heads || !c->intermediate)
     BAD("%s: model.hidden, heads, kv_heads and intermediate must be positive", f);
@@ -107,7 +95,7 @@ typedef struct {
 static dtr_status read_fields(json_t *obj, const char *where, const cfg_field *fs, size_t nf,
                               const char *file, char *err, size_t errlen) {
   if (!json_is_object(obj))
-    return fail(err, errlen, DTR_ERR_FORMAT, "%s: \"%s\" must be an object", file, where);
+    return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: \"%s\" must be an object", file, where);
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
@@ -116,23 +104,23 @@ static dtr_status read_fields(json_t *obj, const char *where, const cfg_field *f
     for (i = 0; i < nf; i++)
       if (!strcmp(fs[i].key, key)) break;
     if (i == nf)
-      return fail(err, errlen, DTR_ERR_FORMAT, "%s: unknown key \"%s%s%s\"", file,
+      return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: unknown key \"%s%s%s\"", file,
                   where[0] ? where : "", where[0] ? "." : "", key);
     const cfg_field *fd = &fs[i];
     if (fd->kind == 's') {
       if (!json_is_string(v) || strlen(json_string_value(v)) >= 512)
-        return fail(err, errlen, DTR_ERR_FORMAT, "%s: %s.%s must be a path string", file,
+        return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: %s.%s must be a path string", file,
                     where, key);
       snprintf((char *)fd->dst, 512, "%s", json_string_value(v));
     } else if (fd->kind == 'd') {
       if (!json_is_number(v))
-        return fail(err, errlen, DTR_ERR_FORMAT, "%s: %s%s%s must be a number", file, where,
+        return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: %s%s%s must be a number", file, where,
                     where[0] ? "." : "", key);
       *(double *)fd->dst = json_number_value(v);
     } else {
       if (!json_is_integer(v) || json_integer_value(v) < 0 ||
           (fd->kind == 'u' && json_integer_value(v) > (json_int_t)UINT32_MAX))
-        return fail(err, errlen, DTR_ERR_FORMAT,
+        return dtr_errf(err, errlen, DTR_ERR_FORMAT,
                     "%s: %s%s%s must be a non-negative integer", file, where,
                     where[0] ? "." : "", key);
       if (fd->kind == 'u')
@@ -153,9 +141,9 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
   if (!root) {
     FILE *f = fopen(path, "rb");
     if (!f)
-      return fail(err, errlen, DTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+      return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     fclose(f);
-    return fail(err, errlen, DTR_ERR_FORMAT, "%s:%d: not valid JSON: %s", path, je.line,
+    return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s:%d: not valid JSON: %s", path, je.line,
                 je.text);
   }
   const cfg_field model[] = {
@@ -183,13 +171,13 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
                            {"seed", 'q', &c->seed}};
   dtr_status st = DTR_OK;
   if (!json_is_object(root)) {
-    st = fail(err, errlen, DTR_ERR_FORMAT, "%s: the top level must be an object", path);
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: the top level must be an object", path);
     goto done;
   }
   static const char *sections[] = {"model", "data", "optim"};
   for (int s = 0; s < 3; s++)
     if (!json_object_get(root, sections[s])) {
-      st = fail(err, errlen, DTR_ERR_FORMAT, "%s: missing section \"%s\"", path, sections[s]);
+      st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: missing section \"%s\"", path, sections[s]);
       goto done;
     }
   const char *key;
@@ -211,12 +199,12 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
     if (st) goto done;
   }
   if (!c->tokenizer[0] || !c->train[0]) {
-    st = fail(err, errlen, DTR_ERR_FORMAT, "%s: data.tokenizer and data.train are required",
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: data.tokenizer and data.train are required",
               path);
     goto done;
   }
   if (c->recall_fraction > 0 && !c->recall[0]) {
-    st = fail(err, errlen, DTR_ERR_FORMAT,
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT,
               "%s: data.recall_fraction > 0 needs data.recall", path);
     goto done;
   }
@@ -233,7 +221,7 @@ dtr_status dtr_train_config_check_files(const dtr_train_config *c, char *err, si
     if (!files[k][0]) continue;
     FILE *f = fopen(files[k], "rb");
     if (!f)
-      return fail(err, errlen, DTR_ERR_IO, "%s: %s file %s cannot be read: %s", cfg_name(c),
+      return dtr_errf(err, errlen, DTR_ERR_IO, "%s: %s file %s cannot be read: %s", cfg_name(c),
                   what[k], files[k], strerror(errno));
     fclose(f);
   }
@@ -386,7 +374,7 @@ dtr_trainer *dtr_trainer_create(dtr_ctx *ctx, const dtr_train_config *c, char *e
                                 size_t errlen) {
   if (dtr_train_config_validate(c, err, errlen)) return NULL;
   if (c->vocab < 2) {
-    fail(err, errlen, DTR_ERR_FORMAT, "%s: vocabulary size %u (from the tokenizer) too small",
+    dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: vocabulary size %u (from the tokenizer) too small",
          cfg_name(c), c->vocab);
     return NULL;
   }
@@ -446,7 +434,7 @@ dtr_trainer *dtr_trainer_create(dtr_ctx *ctx, const dtr_train_config *c, char *e
 #undef ADD
   t->nfloats = off;
   if (t->nfloats >= (1ull << 32)) {
-    fail(err, errlen, DTR_ERR_UNSUPPORTED, "%s: model too large (%zu parameters)",
+    dtr_errf(err, errlen, DTR_ERR_UNSUPPORTED, "%s: model too large (%zu parameters)",
          cfg_name(c), t->nfloats);
     goto fail_out;
   }
@@ -507,10 +495,10 @@ dtr_trainer *dtr_trainer_create(dtr_ctx *ctx, const dtr_train_config *c, char *e
     goto dev_err;
   return t;
 oom:
-  fail(err, errlen, DTR_ERR_OOM, "train: out of host memory");
+  dtr_errf(err, errlen, DTR_ERR_OOM, "train: out of host memory");
   goto fail_out;
 dev_err:
-  fail(err, errlen, DTR_ERR_OOM, "train: cannot allocate device memory (%s)",
+  dtr_errf(err, errlen, DTR_ERR_OOM, "train: cannot allocate device memory (%s)",
        dtr_ctx_error(ctx));
 fail_out:
   dtr_trainer_destroy(t);
@@ -525,16 +513,16 @@ dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntr
   static const char *nm[3] = {"train", "recall", "valid"};
   for (int k = 0; k < 3; k++) {
     if (n[k] && n[k] <= t->T)
-      return fail(err, errlen, DTR_ERR_INVALID,
+      return dtr_errf(err, errlen, DTR_ERR_INVALID,
                   "train: the %s stream has %zu tokens, fewer than seq_len+1 = %u", nm[k],
                   n[k], t->T + 1);
     for (size_t i = 0; i < n[k]; i++)
       if (s[k][i] < 0 || (uint32_t)s[k][i] >= t->V)
-        return fail(err, errlen, DTR_ERR_INVALID,
+        return dtr_errf(err, errlen, DTR_ERR_INVALID,
                     "train: %s token %zu has id %d outside the vocabulary of %u", nm[k], i,
                     s[k][i], t->V);
   }
-  if (!ntrain) return fail(err, errlen, DTR_ERR_INVALID, "train: the train stream is empty");
+  if (!ntrain) return dtr_errf(err, errlen, DTR_ERR_INVALID, "train: the train stream is empty");
   t->train = train;
   t->ntrain = ntrain;
   t->recall = nrecall ? recall : NULL;
@@ -664,7 +652,7 @@ static dtr_status upload_batch(dtr_trainer *t, const int32_t *in, const int32_t 
 }
 
 static dtr_status ctx_fail(dtr_trainer *t, char *err, size_t errlen, dtr_status st) {
-  return fail(err, errlen, st, "train: %s", dtr_ctx_error(t->ctx));
+  return dtr_errf(err, errlen, st, "train: %s", dtr_ctx_error(t->ctx));
 }
 
 static dtr_status fwd_bwd(dtr_trainer *t, double *loss, double *gnorm, char *err,
@@ -719,7 +707,7 @@ static void sample_batch(dtr_trainer *t) {
 }
 
 dtr_status dtr_trainer_step(dtr_trainer *t, dtr_train_stats *out, char *err, size_t errlen) {
-  if (!t->train) return fail(err, errlen, DTR_ERR_INVALID, "train: no data set");
+  if (!t->train) return dtr_errf(err, errlen, DTR_ERR_INVALID, "train: no data set");
   uint32_t s = t->step + 1;
   uint64_t rng_before = t->rng;
   sample_batch(t);
@@ -731,7 +719,7 @@ dtr_status dtr_trainer_step(dtr_trainer *t, dtr_train_stats *out, char *err, siz
   }
   if (!isfinite(loss) || !isfinite(gnorm)) {
     t->rng = rng_before;
-    return fail(err, errlen, DTR_ERR_INVALID,
+    return dtr_errf(err, errlen, DTR_ERR_INVALID,
                 "train: step %u: %s is %g (not finite); stopping without updating the "
                 "weights",
                 s, isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? gnorm : loss);
@@ -763,7 +751,7 @@ dtr_status dtr_trainer_step(dtr_trainer *t, dtr_train_stats *out, char *err, siz
 }
 
 dtr_status dtr_trainer_eval(dtr_trainer *t, double *loss, char *err, size_t errlen) {
-  if (!t->valid) return fail(err, errlen, DTR_ERR_INVALID, "train: no valid stream");
+  if (!t->valid) return dtr_errf(err, errlen, DTR_ERR_INVALID, "train: no valid stream");
   /* Fixed windows: consecutive, non-overlapping, wrapping around the stream. */
   size_t pos = 0;
   double sum = 0;
@@ -814,7 +802,7 @@ dtr_status dtr_trainer_save_checkpoint(dtr_trainer *t, const char *path, char *e
   dtr_st_writer *w = dtr_st_writer_create();
   dtr_status st = DTR_OK;
   if (!buf || !w) {
-    st = fail(err, errlen, DTR_ERR_OOM, "%s: out of memory", path);
+    st = dtr_errf(err, errlen, DTR_ERR_OOM, "%s: out of memory", path);
     goto done;
   }
   if ((st = get_buf(t, t->params, buf, err, errlen)) ||
@@ -852,11 +840,11 @@ dtr_status dtr_trainer_load_checkpoint(dtr_trainer *t, const char *path, char *e
   const char *stp = dtr_safetensors_metadata(sf, "dtr_step");
   const char *rng = dtr_safetensors_metadata(sf, "dtr_rng");
   if (!lay || !stp || !rng) {
-    st = fail(err, errlen, DTR_ERR_FORMAT, "%s: not a dtr training checkpoint", path);
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: not a dtr training checkpoint", path);
     goto done;
   }
   if (strcmp(lay, want)) {
-    st = fail(err, errlen, DTR_ERR_FORMAT,
+    st = dtr_errf(err, errlen, DTR_ERR_FORMAT,
               "%s: checkpoint layout \"%s\" does not match the config's \"%s\"", path, lay,
               want);
     goto done;
@@ -882,11 +870,11 @@ static dtr_status copy_file(const char *src, const char *dst, char *err, size_t 
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", dst);
   FILE *in = fopen(src, "rb");
-  if (!in) return fail(err, errlen, DTR_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+  if (!in) return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
   FILE *out = fopen(tmp, "wb");
   if (!out) {
     fclose(in);
-    return fail(err, errlen, DTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
   }
   char buf[65536];
   size_t n;
@@ -897,10 +885,10 @@ static dtr_status copy_file(const char *src, const char *dst, char *err, size_t 
   fclose(in);
   if (fclose(out) || bad) {
     remove(tmp);
-    return fail(err, errlen, DTR_ERR_IO, "%s: write failed", dst);
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: write failed", dst);
   }
   if (rename(tmp, dst))
-    return fail(err, errlen, DTR_ERR_IO, "%s: cannot rename: %s", dst, strerror(errno));
+    return dtr_errf(err, errlen, DTR_ERR_IO, "%s: cannot rename: %s", dst, strerror(errno));
   return DTR_OK;
 }
 
@@ -933,7 +921,7 @@ dtr_status dtr_trainer_save_hf(dtr_trainer *t, const char *dir, const char *toke
   if ((st = dtr_model_config_save(&mc, path, err, errlen))) return st;
   if ((st = get_buf(t, t->params, t->host, err, errlen))) return st;
   dtr_st_writer *w = dtr_st_writer_create();
-  if (!w) return fail(err, errlen, DTR_ERR_OOM, "%s: out of memory", dir);
+  if (!w) return dtr_errf(err, errlen, DTR_ERR_OOM, "%s: out of memory", dir);
   dtr_st_writer_set_metadata(w, "format", "pt");
   for (size_t i = 0; i < t->ntens && !st; i++) {
     const dtr_train_tensor *e = &t->tens[i];

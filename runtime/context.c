@@ -57,6 +57,16 @@ static void set_errv(char *dst, size_t n, const char *fmt, va_list ap) {
   if (dst && n) vsnprintf(dst, n, fmt, ap);
 }
 
+dtr_status dtr_errf(char *err, size_t errlen, dtr_status st, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return st;
+}
+
 dtr_status dtr_ctx_set_error(dtr_ctx *ctx, dtr_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

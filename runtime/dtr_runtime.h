@@ -94,6 +94,10 @@ void dtr_ctx_destroy(dtr_ctx *ctx); /* NULL is a no-op */
 const dtr_device_info *dtr_ctx_device(const dtr_ctx *ctx);
 /* The last error's message (empty when none). */
 const char *dtr_ctx_error(const dtr_ctx *ctx);
+/* Formats a one-line message into err (errlen bytes; NULL/0: nothing) and
+ * returns st: the error reporting of functions that take an err buffer. */
+dtr_status dtr_errf(char *err, size_t errlen, dtr_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 dtr_status dtr_ctx_set_error(dtr_ctx *ctx, dtr_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Validation messages counted since creation (errors and warnings). */
