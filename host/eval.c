@@ -295,17 +295,9 @@ void dtr_hcache_keep_pending(dtr_hcache *c) {
 static hentry *hc_slot(dtr_hcache *c, int set, size_t f, uint32_t L);
 
 void dtr_hcache_commit(dtr_hcache *c, uint32_t L) {
-  if (c->nf[HC_BEST] && !hc_slot(c, HC_MAIN, c->nf[HC_BEST] - 1, 0)) {
-    hc_clear(c, HC_BEST); /* out of memory: keep main as it is minus the stale layers */
-    for (size_t f = 0; f < c->nf[HC_MAIN]; f++)
-      for (uint32_t l = L + 1; l < c->layers; l++) {
-        hentry *m = &c->e[HC_MAIN][f * c->layers + l];
-        c->bytes[HC_MAIN] -= m->bytes;
-        free(m->h);
-        memset(m, 0, sizeof *m);
-      }
-    return;
-  }
+  /* main must have room for best's forwards; out of memory, best is dropped and
+   * main only loses its stale layers */
+  if (c->nf[HC_BEST] && !hc_slot(c, HC_MAIN, c->nf[HC_BEST] - 1, 0)) hc_clear(c, HC_BEST);
   for (size_t f = 0; f < c->nf[HC_MAIN]; f++)
     for (uint32_t l = L + 1; l < c->layers; l++) {
       hentry *m = &c->e[HC_MAIN][f * c->layers + l];
