@@ -154,29 +154,31 @@ static uint64_t splitmix(uint64_t *s) {
 }
 static size_t rnd(uint64_t *s, size_t n) { return (size_t)(splitmix(s) % n); }
 
-/* Common concrete nouns: single lower-case words a byte-level BPE trained on
- * English text keeps as one or two tokens. */
+/* Keys are concrete nouns and values adjectives, each one token (with its
+ * leading space) under the byte-level BPE that `dtr tokenizer train` builds
+ * from the corpus at 4096 entries: a query is answered by copying the one
+ * token that followed the key, the plainest form of in-context recall. (Numbers
+ * made poor values: that tokenizer splits " 75" into " ", "7", "5".) */
 static const char *KEYS[] = {
-    "apple", "river", "stone", "house", "tree", "water", "chair", "table", "window", "door",
-    "horse", "bird", "fish", "cloud", "mountain", "garden", "road", "bread", "milk", "book",
-    "paper", "pencil", "letter", "ship", "train", "car", "bridge", "tower", "field", "forest",
-    "flower", "grass", "sand", "snow", "rain", "wind", "fire", "candle", "lamp", "clock",
-    "bell", "coin", "ring", "crown", "sword", "shield", "boat", "island", "lake", "ocean",
-    "star", "moon", "sun", "sky", "hill", "valley", "village", "city", "market", "church",
-    "school", "doctor", "farmer", "king", "queen", "soldier", "sailor", "teacher", "child",
-    "mother", "father", "brother", "sister", "friend", "dog", "cat", "mouse", "lion", "wolf",
-    "bear", "sheep", "cow", "pig", "goat", "egg", "cheese", "butter", "salt", "sugar",
-    "honey", "wine", "coffee", "glass", "bottle", "cup", "plate", "knife", "spoon", "box",
-    "bag", "hat", "coat", "shoe", "shirt", "glove", "key", "lock", "wall", "roof", "floor",
-    "bed", "pillow", "blanket", "mirror", "picture", "song", "drum", "piano", "violin",
-    "horn", "map", "flag", "rope", "chain", "wheel", "hammer", "nail", "saw", "axe", "shovel",
-    "bucket", "basket", "barrel", "engine", "wagon", "cart", "ladder", "fence", "gate",
-    "well", "pond", "stream", "rock", "cave", "desert", "jungle", "beach", "harbor", "port"};
+    "river", "house",  "tree",   "water", "table",  "door",    "horse",  "bird",   "fish",
+    "mountain", "road", "book",  "paper", "letter", "ship",    "car",    "field",  "forest",
+    "flower", "grass", "sand",   "wind",  "fire",   "bell",    "coin",   "boat",   "island",
+    "star",   "sun",   "city",   "market", "church", "school", "king",   "teacher", "child",
+    "mother", "father", "friend", "dog",  "cat",    "bear",    "wine",   "glass",  "box",
+    "wall",   "floor", "bed",    "flag",  "saw",    "engine",  "well",   "rock",   "port"};
+static const char *VALS[] = {
+    "red",   "blue",  "green",  "black", "white", "brown",  "yellow", "old",   "new",
+    "big",   "small", "long",   "short", "dark",  "light",  "cold",   "hot",   "warm",
+    "dry",   "soft",  "hard",   "rich",  "poor",  "young",  "high",   "low",   "deep",
+    "free",  "full",  "open",   "heavy", "fast",  "slow",   "sweet",  "clean", "strong",
+    "wild",  "fine",  "good",   "bad",   "great", "little", "true",   "real",  "late",
+    "early", "round", "flat",   "thin",  "thick", "bright", "wide",   "narrow", "fair"};
+#define NVALS (sizeof VALS / sizeof VALS[0])
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 
 char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
                           int *gold) {
-  if (npairs < 1 || npairs > NKEYS || npairs > 100) return NULL;
+  if (npairs < 1 || npairs > NKEYS || npairs > NVALS || npairs > 100) return NULL;
   size_t key[100], val[100];
   for (size_t i = 0; i < npairs; i++) { /* distinct keys and values */
     int dup;
@@ -186,7 +188,7 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
       for (size_t k = 0; k < i; k++) dup |= key[k] == key[i];
     } while (dup);
     do {
-      val[i] = rnd(rng, 100);
+      val[i] = rnd(rng, NVALS);
       dup = 0;
       for (size_t k = 0; k < i; k++) dup |= val[k] == val[i];
     } while (dup);
@@ -196,7 +198,7 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
   if (!s) return NULL;
   n += (size_t)snprintf(s + n, cap - n, "recall:");
   for (size_t i = 0; i < npairs; i++)
-    n += (size_t)snprintf(s + n, cap - n, " %s %zu", KEYS[key[i]], val[i]);
+    n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[i]], VALS[val[i]]);
   n += (size_t)snprintf(s + n, cap - n, " query:");
   if (with_answers) {
     size_t ord[100];
@@ -207,7 +209,7 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
       ord[j] = t;
     }
     for (size_t i = 0; i < npairs; i++)
-      n += (size_t)snprintf(s + n, cap - n, " %s %zu", KEYS[key[ord[i]]], val[ord[i]]);
+      n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[ord[i]]], VALS[val[ord[i]]]);
     return s;
   }
   size_t q = rnd(rng, npairs);
@@ -216,9 +218,7 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
     *choices = calloc(npairs, sizeof **choices);
     if (!*choices) { free(s); return NULL; }
     for (size_t i = 0; i < npairs; i++) {
-      char v[16];
-      snprintf(v, sizeof v, "%zu", val[i]);
-      (*choices)[i] = strdup(v);
+      (*choices)[i] = strdup(VALS[val[i]]);
     }
   }
   if (gold) *gold = (int)q;
@@ -479,7 +479,7 @@ void dtr_tasks_opts_default(dtr_tasks_opts *o) {
   o->seed = 1234;
   o->recall_n = 300;
   o->recall_pairs = 8;
-  o->recall_train = 20000;
+  o->recall_train = 100000;
   o->cloze_n = 500;
   o->lm_n = 200;
   o->lm_max_bytes = 2000;
@@ -490,8 +490,9 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
   dtr_tasks_opts o;
   if (opts) o = *opts;
   else dtr_tasks_opts_default(&o);
-  if (o.recall_pairs < 2 || o.recall_pairs > 64) {
-    seterr(err, errlen, "recall pairs %zu must be between 2 and 64", o.recall_pairs);
+  if (o.recall_pairs < 2 || o.recall_pairs > NKEYS) {
+    seterr(err, errlen, "recall pairs %zu must be between 2 and %zu", o.recall_pairs,
+           (size_t)NKEYS);
     return DTR_ERR_INVALID;
   }
   if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
@@ -534,8 +535,12 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
     uint64_t r2 = o.seed ^ 0x7A11AB1Eull;
     size_t lo = 1, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
     for (size_t i = 0; i < o.recall_train && st == DTR_OK; i++) {
-      /* varying lengths so the skill does not hinge on one pair count */
-      char *s = dtr_recall_sequence(&r2, lo + rnd(&r2, hi - lo + 1), 1, NULL, NULL);
+      /* Varying lengths so the skill does not hinge on one pair count; half
+       * the sequences have at most a quarter of that, since with one or two
+       * pairs copying the token after the key is nearly the only way to cut
+       * the loss, and the model finds the copy there first. */
+      size_t top = rnd(&r2, 2) ? hi : (hi + 7) / 8 + 1;
+      char *s = dtr_recall_sequence(&r2, lo + rnd(&r2, top - lo + 1), 1, NULL, NULL);
       if (!s) { st = DTR_ERR_OOM; break; }
       fputs(s, f);
       fputs("\n" DTR_CORPUS_EOT "\n", f);

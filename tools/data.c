@@ -176,7 +176,7 @@ static int cmd_tasks_make(int argc, char **argv) {
              "  --seed S            (default 1234)\n"
              "  --recall N          recall examples (300)\n"
              "  --recall-pairs N    key-value pairs per recall example (8)\n"
-             "  --recall-train N    recall sequences with answers for pretraining (20000)\n"
+             "  --recall-train N    recall sequences with answers for pretraining (100000)\n"
              "  --cloze N           cloze examples, at most (500)\n"
              "  --lm N              held-out documents, at most (200)\n"
              "  --lm-bytes N        bytes per held-out document, at most (2000)\n");
