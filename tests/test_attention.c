@@ -321,6 +321,7 @@ int main(void) {
       mk(1, 150, 150, 150, 2, 2, 64), /* several workgroups and key blocks */
       mk(1, 19, 23, 23, 2, 1, 32),    /* another head dim */
       mk(1, 13, 13, 16, 2, 2, 256),   /* the largest head dim */
+      mk(16, 128, 128, 128, 4, 2, 32), /* dtr-tiny's training batch */
   };
   /* Both kernel paths (the op reads DTR_ATTN_TEXEL on every call): storage
    * buffers (GPUs) and texel buffers (CPU devices). A DTR_ATTN_TEXEL set by
