@@ -31,6 +31,7 @@ void dtr_train_config_default(dtr_train_config *c) {
   c->norm_eps = 1e-5;
   c->init_std = 0.02;
   c->recall_fraction = 0.0;
+  strcpy(c->recall_loss, "all");
   c->lr = 3e-3;
   c->min_lr_fraction = 0.1;
   c->weight_decay = 0.1;
@@ -79,6 +80,8 @@ dtr_status dtr_train_config_validate(const dtr_train_config *c, char *err, size_
     BAD("%s: optim.weight_decay, clip, beta1, beta2 or eps out of range", f);
   if (!(c->recall_fraction >= 0 && c->recall_fraction <= 1))
     BAD("%s: data.recall_fraction must be in [0, 1]", f);
+  if (strcmp(c->recall_loss, "all") && strcmp(c->recall_loss, "answers"))
+    BAD("%s: data.recall_loss is \"%s\"; use \"all\" or \"answers\"", f, c->recall_loss);
   if ((uint64_t)c->batch * c->seq_len > (1u << 24))
     BAD("%s: optim.batch * seq_len is too large", f);
 #undef BAD
@@ -156,7 +159,8 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
                             {"train", 's', c->train},
                             {"valid", 's', c->valid},
                             {"recall", 's', c->recall},
-                            {"recall_fraction", 'd', &c->recall_fraction}};
+                            {"recall_fraction", 'd', &c->recall_fraction},
+                            {"recall_loss", 's', c->recall_loss}};
   const cfg_field optim[] = {
       {"lr", 'd', &c->lr},       {"min_lr_fraction", 'd', &c->min_lr_fraction},
       {"warmup", 'u', &c->warmup}, {"steps", 'u', &c->steps},
@@ -272,6 +276,7 @@ struct dtr_trainer {
   dtr_buf *ids, *targets, *pos, *inv_freq, *scalars; /* scalars: loss, gnorm2 */
   int32_t *h_in, *h_tg;
   const int32_t *train, *recall, *valid;
+  const uint8_t *recall_mask; /* NULL: every recall token is a target */
   size_t ntrain, nrecall, nvalid;
   uint32_t step;
   uint64_t rng;
@@ -527,10 +532,13 @@ dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntr
   t->ntrain = ntrain;
   t->recall = nrecall ? recall : NULL;
   t->nrecall = nrecall;
+  t->recall_mask = NULL;
   t->valid = nvalid ? valid : NULL;
   t->nvalid = nvalid;
   return DTR_OK;
 }
+
+void dtr_trainer_set_recall_mask(dtr_trainer *t, const uint8_t *mask) { t->recall_mask = mask; }
 
 /* ---- forward / backward ----------------------------------------------------------- */
 
@@ -691,7 +699,8 @@ dtr_status dtr_trainer_loss(dtr_trainer *t, const int32_t *inputs, const int32_t
 }
 
 /* Samples the batch of the next step: each row is a random window of seq_len+1
- * tokens, from the recall stream with probability recall_fraction. */
+ * tokens, from the recall stream with probability recall_fraction (its
+ * unmasked targets set to -1, which the loss skips). */
 static void sample_batch(dtr_trainer *t) {
   for (uint32_t b = 0; b < t->B; b++) {
     const int32_t *s = t->train;
@@ -701,8 +710,12 @@ static void sample_batch(dtr_trainer *t) {
       n = t->nrecall;
     }
     size_t start = (size_t)(splitmix64(&t->rng) % (uint64_t)(n - t->T));
+    int32_t *tg = t->h_tg + (size_t)b * t->T;
     memcpy(t->h_in + (size_t)b * t->T, s + start, (size_t)t->T * 4);
-    memcpy(t->h_tg + (size_t)b * t->T, s + start + 1, (size_t)t->T * 4);
+    memcpy(tg, s + start + 1, (size_t)t->T * 4);
+    if (s == t->recall && t->recall_mask)
+      for (uint32_t j = 0; j < t->T; j++)
+        if (!t->recall_mask[start + 1 + j]) tg[j] = -1; /* not scored */
   }
 }
 

@@ -22,12 +22,15 @@
  *              "norm_eps": 1e-5, "init_std": 0.02},
  *    "data": {"tokenizer": "data/tokenizer.json", "train": "data/train.txt",
  *             "valid": "data/valid.txt", "recall": "tasks/recall_train.txt",
- *             "recall_fraction": 0.1},
+ *             "recall_fraction": 0.1, "recall_loss": "answers"},
  *    "optim": {"lr": 3e-3, "min_lr_fraction": 0.1, "warmup": 100, "steps": 2000,
  *              "batch": 8, "seq_len": 256, "weight_decay": 0.1, "clip": 1.0,
  *              "beta1": 0.9, "beta2": 0.95, "eps": 1e-8},
  *    "eval_interval": 200, "eval_batches": 8, "checkpoint_interval": 200,
  *    "log_interval": 10, "seed": 1234}
+ * data.recall_loss "answers" scores only the recall rows' answers (the tokens
+ * of every value word after " query:"; the CLI marks them, see
+ * dtr_trainer_set_recall_mask) instead of every token ("all").
  * Keys starting with "_" are comments; any other unknown key is refused.
  * The vocabulary size comes from the tokenizer. */
 #ifndef DTR_TRAIN_H
@@ -45,6 +48,7 @@ typedef struct dtr_train_config {
   /* data (paths as written in the config) */
   char tokenizer[512], train[512], valid[512], recall[512];
   double recall_fraction;
+  char recall_loss[512]; /* "all" (default) or "answers": see below */
   /* optimizer */
   double lr, min_lr_fraction, weight_decay, clip, beta1, beta2, eps;
   uint32_t warmup, steps, batch, seq_len;
@@ -93,6 +97,12 @@ size_t dtr_trainer_buf_floats(const dtr_trainer *t); /* the padded layout */
 dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntrain,
                                 const int32_t *recall, size_t nrecall, const int32_t *valid,
                                 size_t nvalid, char *err, size_t errlen);
+
+/* Optional: which recall tokens are scored as targets (mask[i] != 0 for token
+ * i; referenced, not copied, nrecall entries). Rows drawn from the recall
+ * stream then train on those tokens alone, e.g. the answers of the queries,
+ * not the random keys and values before them. NULL scores every token. */
+void dtr_trainer_set_recall_mask(dtr_trainer *t, const uint8_t *mask);
 
 /* Forward + backward of one batch (batch x seq_len inputs and targets): grads
  * are zeroed first; *loss = mean cross-entropy, *gnorm = global grad norm. */

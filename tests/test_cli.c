@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -67,12 +68,58 @@ int main(int argc, char **argv) {
                "\"seq_len\": 16, \"steps\": 10}}\n");
     fclose(f);
   }
-  char args[300];
+  char args[800];
   snprintf(args, sizeof args, "bench train --config %s --steps 2 --vocab 300 --json", cfg);
   rc = run(args, out, sizeof out);
   const char *tkeys[] = {"\"tokens_per_s\"", "\"model_gflops\"", "\"matmul_gflops\"",
                          "\"utilisation\"", NULL};
   th_expect(rc == 0 && has_all(out, tkeys), "dtr bench train --json (exit %d): %.300s", rc, out);
   remove(cfg);
+
+  /* dtr train end to end on a byte tokenizer, the recall rows scored on their
+   * answers: 40 documents of 2 pairs, so 80 answers of 2 tokens each (" " and
+   * the letter, with this tokenizer), 160 answer tokens */
+  char dir[128], path[300];
+  snprintf(dir, sizeof dir, "/tmp/dtr_test_cli_train_%d", (int)getpid());
+  mkdir(dir, 0755);
+  th_write_byte_tokenizer(dir);
+  snprintf(path, sizeof path, "%s/text.txt", dir);
+  if ((f = fopen(path, "w"))) {
+    for (int i = 0; i < 200; i++) fprintf(f, "the cat sat on the mat number %d.\n", i);
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "%s/recall.txt", dir);
+  if ((f = fopen(path, "w"))) {
+    for (int i = 0; i < 40; i++)
+      fprintf(f, "recall: %c x %c y query: %c y %c x\n<|endoftext|>\n", 'a' + i % 7,
+              'h' + i % 5, 'h' + i % 5, 'a' + i % 7);
+    fclose(f);
+  }
+  char tcfg[300];
+  snprintf(tcfg, sizeof tcfg, "%s/train.json", dir);
+  if ((f = fopen(tcfg, "w"))) {
+    fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
+               "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
+               "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
+               "\"%s/recall.txt\", \"recall_fraction\": 0.5, \"recall_loss\": \"answers\"},\n "
+               "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
+            dir, dir, dir);
+    fclose(f);
+  }
+  snprintf(args, sizeof args, "train --config %s --out %s/out", tcfg, dir);
+  rc = run(args, out, sizeof out);
+  th_expect(rc == 0 && strstr(out, "160 answer tokens of") && strstr(out, "wrote"),
+            "dtr train with recall_loss answers (exit %d): %.400s", rc, out);
+  /* a recall file without queries is refused, naming it */
+  snprintf(path, sizeof path, "%s/recall.txt", dir);
+  if ((f = fopen(path, "w"))) {
+    fprintf(f, "no queries here at all, just some words to fill the window up\n");
+    fclose(f);
+  }
+  rc = run(args, out, sizeof out);
+  th_expect(rc != 0 && strstr(out, path) && strstr(out, "query:"),
+            "a recall file without answers is refused (exit %d): %.300s", rc, out);
+  snprintf(args, sizeof args, "rm -rf %s", dir);
+  th_expect(system(args) == 0, "clean up %s", dir);
   return th_finish();
 }

@@ -159,9 +159,8 @@ static int32_t *synth_stream(size_t n, uint32_t V) {
   return s;
 }
 
-static void test_gradients(dtr_ctx *ctx) {
-  dtr_train_config c;
-  tiny_config(&c);
+static void test_gradients(dtr_ctx *ctx, const dtr_train_config *cfg) {
+  dtr_train_config c = *cfg;
   char err[512];
   dtr_trainer *t = dtr_trainer_create(ctx, &c, err, sizeof err);
   th_expect(t != NULL, "trainer create: %s", t ? "ok" : err);
@@ -250,6 +249,53 @@ static void test_loss_falls(dtr_ctx *ctx) {
   th_expect(last < 0.6 * first, "train loss falls: %.4f -> %.4f", first, last);
   free(s), free(va);
   dtr_trainer_destroy(t);
+}
+
+/* data.recall_loss "answers": recall rows score only the masked tokens. A mask
+ * of all ones gives the unmasked run's bits; an empty mask on a pure recall
+ * run scores nothing (loss 0); a mask of every other token scores less. */
+static void test_recall_mask(dtr_ctx *ctx) {
+  dtr_train_config c;
+  tiny_config(&c);
+  c.recall_fraction = 1.0;
+  c.steps = 3;
+  char err[512];
+  size_t n = 1024;
+  int32_t *s = synth_stream(n, c.vocab), *re = synth_stream(n, c.vocab);
+  uint8_t *ones = malloc(n), *none = calloc(n, 1), *half = malloc(n);
+  memset(ones, 1, n);
+  for (size_t i = 0; i < n; i++) half[i] = i % 2;
+  const uint8_t *masks[4] = {NULL, ones, none, half};
+  double loss[4][3] = {{0}};
+  size_t nf = 0;
+  float *p[2] = {NULL, NULL};
+  for (int m = 0; m < 4; m++) {
+    dtr_trainer *t = dtr_trainer_create(ctx, &c, err, sizeof err);
+    if (!t || dtr_trainer_set_data(t, s, n, re, n, NULL, 0, err, sizeof err)) {
+      th_expect(0, "mask run %d: %s", m, err);
+      dtr_trainer_destroy(t);
+      break;
+    }
+    dtr_trainer_set_recall_mask(t, masks[m]);
+    for (int k = 0; k < 3; k++) {
+      dtr_train_stats ss = {0};
+      th_expect(dtr_trainer_step(t, &ss, err, sizeof err) == DTR_OK, "mask run %d step", m);
+      loss[m][k] = ss.loss;
+    }
+    if (m < 2) {
+      nf = dtr_trainer_buf_floats(t);
+      p[m] = th_alloc(nf);
+      dtr_trainer_get_params(t, p[m], err, sizeof err);
+    }
+    dtr_trainer_destroy(t);
+  }
+  th_expect(p[0] && p[1] && !memcmp(p[0], p[1], nf * 4) && loss[0][2] == loss[1][2],
+            "a mask of all ones trains like no mask (loss %.6f vs %.6f)", loss[0][2], loss[1][2]);
+  th_expect(loss[2][0] == 0 && loss[2][2] == 0, "an empty mask scores nothing (loss %g)",
+            loss[2][0]);
+  th_expect(loss[3][0] > 0.3 * loss[0][0] && loss[3][0] < 0.7 * loss[0][0],
+            "every other token scored: loss %.4f, about half of %.4f", loss[3][0], loss[0][0]);
+  free(s), free(re), free(ones), free(none), free(half), free(p[0]), free(p[1]);
 }
 
 static void test_resume(dtr_ctx *ctx) {
@@ -410,6 +456,7 @@ static void test_bad_configs(void) {
   bad_config(CFG("\"hidden\": -4", ""), "hidden");
   bad_config(CFG("", ", \"valid\": \"/nonexistent/valid.txt\""), "/nonexistent/valid.txt");
   bad_config(CFG("", ", \"recall_fraction\": 0.5"), "recall");
+  bad_config(CFG("", ", \"recall_loss\": \"values\""), "recall_loss");
   bad_config("{\"model\": {}, \"optim\": {}}", "data");
   bad_config("{\"model\": ", "JSON");
   /* A good one passes. */
@@ -433,8 +480,16 @@ int main(void) {
   test_bad_configs();
   dtr_ctx *ctx = th_ctx();
   if (ctx) {
-    test_gradients(ctx);
+    dtr_train_config c;
+    tiny_config(&c);
+    test_gradients(ctx, &c);
+    /* dtr-tiny's head shape (4 heads of 32, 2 KV heads) at a 64-token window,
+     * where the kernels take the tiles and paths of real training. */
+    c.hidden = 128, c.intermediate = 96, c.vocab = 64, c.max_seq_len = 64, c.seq_len = 64;
+    c.rope_theta = 10000.0;
+    test_gradients(ctx, &c);
     test_loss_falls(ctx);
+    test_recall_mask(ctx);
     test_resume(ctx);
     test_nan(ctx);
   }

@@ -14,6 +14,52 @@
 #include "tokenizer.h"
 #include "train.h"
 
+/* The answers of a recall stream, for data.recall_loss "answers": in every
+ * document, the tokens of each second word after the " query:" marker (the
+ * values; the keys are the words between), up to the end of the line. A word
+ * starts at a token whose text starts with a space. NULL (after a message)
+ * when the stream has no answers or memory runs out. */
+static uint8_t *recall_answers(dtr_tokenizer *tok, const char *path, const int32_t *ids,
+                               size_t n) {
+  size_t V = dtr_tokenizer_vocab_size(tok), nm = 0, nans = 0;
+  uint8_t *kind = calloc(V, 1), *mask = calloc(n ? n : 1, 1); /* 1 word start, 2 newline */
+  int32_t *mk = NULL;
+  if (!kind || !mask) goto oom;
+  for (size_t id = 0; id < V; id++) {
+    char *txt = NULL;
+    int32_t i32 = (int32_t)id;
+    if (dtr_tokenizer_decode(tok, &i32, 1, 0, &txt, NULL) == DTR_OK)
+      kind[id] = strchr(txt, '\n') || !strcmp(txt, DTR_CORPUS_EOT) ? 2 : txt[0] == ' ';
+    free(txt);
+  }
+  if (dtr_tokenizer_encode(tok, " query:", 7, 0, &mk, &nm) != DTR_OK || !nm) goto oom;
+  for (size_t i = 0; i + nm <= n;) {
+    if (memcmp(ids + i, mk, nm * 4)) {
+      i++;
+      continue;
+    }
+    size_t word = 0;
+    for (i += nm; i < n && kind[ids[i]] != 2; i++) {
+      word += kind[ids[i]] == 1;
+      if (word && word % 2 == 0) mask[i] = 1, nans++;
+    }
+  }
+  free(kind);
+  free(mk);
+  if (!nans) {
+    fprintf(stderr, "dtr train: %s: data.recall_loss is \"answers\" but no document has "
+            "\" query:\" followed by key value pairs\n", path);
+    free(mask);
+    return NULL;
+  }
+  fprintf(stderr, "dtr train: %s: %zu answer tokens of %zu are scored\n", path, nans, n);
+  return mask;
+oom:
+  fprintf(stderr, "dtr train: %s: out of memory marking the answers\n", path);
+  free(kind), free(mask), free(mk);
+  return NULL;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: dtr train --config train.json --out DIR [--resume] [--device N]\n"
@@ -84,6 +130,7 @@ int cmd_train(int argc, char **argv) {
   char cache[1100];
   snprintf(cache, sizeof cache, "%s/cache", out);
   int32_t *tr = NULL, *va = NULL, *re = NULL;
+  uint8_t *answers = NULL;
   size_t ntr = 0, nva = 0, nre = 0;
   int rc = 1;
   dtr_ctx *ctx = NULL;
@@ -95,12 +142,16 @@ int cmd_train(int argc, char **argv) {
   if (c.recall[0] && c.recall_fraction > 0 &&
       !cli_load_tokens("dtr train", tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
     goto done;
+  if (nre && !strcmp(c.recall_loss, "answers") &&
+      !(answers = recall_answers(tok, c.recall, re, nre)))
+    goto done;
   if (!(ctx = cli_ctx((int)device))) goto done;
   if (!(t = dtr_trainer_create(ctx, &c, err, sizeof err)) ||
       dtr_trainer_set_data(t, tr, ntr, re, nre, va, nva, err, sizeof err)) {
     fprintf(stderr, "dtr train: %s\n", err);
     goto done;
   }
+  dtr_trainer_set_recall_mask(t, answers);
   char ckpt[1200];
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out);
   if (resume) {
@@ -182,5 +233,6 @@ done:
   free(tr);
   free(va);
   free(re);
+  free(answers);
   return rc;
 }
