@@ -57,6 +57,7 @@ struct dtr_block {
 
 struct dtr_block_state {
   uint32_t nseq;
+  uint32_t f16;                 /* S is packed fp16 (cfg.state_f16 at creation) */
   dtr_buf *S;                   /* (nseq, H, D, D) */
   dtr_buf *cq, *ck, *cv;        /* conv caches (nseq, 3, HD) */
   size_t bytes;
@@ -82,10 +83,13 @@ dtr_block_config dtr_block_config_default(dtr_block_kind kind, uint32_t hidden,
   dtr_block_config c = {.kind = kind, .hidden = hidden, .heads = heads,
                         .head_dim = heads ? hidden / heads : 0, .norm_eps = 1e-5f,
                         .gla_gate_rank = 16, .gla_normalizer = 16.0f, .chunk = 64};
+  const char *e = getenv("DTR_STATE_F16");
+  c.state_f16 = e && *e == '1';
   return c;
 }
 
 const dtr_block_config *dtr_block_cfg(const dtr_block *b) { return &b->cfg; }
+void dtr_block_set_state_f16(dtr_block *b, int on) { b->cfg.state_f16 = on != 0; }
 
 /* ---- parameter table ------------------------------------------------------ */
 
@@ -410,8 +414,10 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
   b->B = B;
   b->T = T;
   dtr_lin_desc ld = lin_desc(b, B, T);
-  dtr_view S = s ? dtr_whole(s->S)
-                 : (dtr_view){b->scratch_state, 0, (size_t)B * H * D * D * 4};
+  /* the final state: into the decode state, or (fp16 states, plain forwards)
+   * the fp32 scratch first */
+  dtr_view S = s && !s->f16 ? dtr_whole(s->S)
+                            : (dtr_view){b->scratch_state, 0, (size_t)B * H * D * D * 4};
   TRY(linear(b, av(b, A_Q0, n), x, P("q_proj.weight"), DTR_NONE, T, HD, hid));
   TRY(linear(b, av(b, A_K0, n), x, P("k_proj.weight"), DTR_NONE, T, HD, hid));
   TRY(linear(b, av(b, A_V0, n), x, P("v_proj.weight"), DTR_NONE, T, HD, hid));
@@ -461,6 +467,7 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
                              av(b, A_VC, n), av(b, A_G, nh), av(b, A_BETA, nh), DTR_NONE,
                              offsets, &ld));
   }
+  if (s && s->f16) TRY(dtr_op_pack_f16(ctx, dtr_whole(s->S), S, B * H * D * D));
   TRY(dtr_op_gated_rmsnorm_fwd(ctx, av(b, A_ON, n), av(b, A_RSTD, (size_t)T * H),
                                av(b, A_O, n), av(b, A_GATE, n), P("o_norm.weight"), T * H, D,
                                c->norm_eps));
@@ -570,8 +577,10 @@ dtr_block_state *dtr_block_state_create(dtr_block *b, uint32_t nseq) {
   dtr_block_state *s = calloc(1, sizeof *s);
   if (!s) { dtr_ctx_set_error(b->ctx, DTR_ERR_OOM, "out of host memory"); return NULL; }
   s->nseq = nseq;
+  s->f16 = c->state_f16 != 0;
   size_t HD = (size_t)c->heads * c->head_dim;
-  size_t sb = (size_t)nseq * c->heads * c->head_dim * c->head_dim * 4, cb = nseq * 3 * HD * 4;
+  size_t sb = (size_t)nseq * c->heads * c->head_dim * c->head_dim * (s->f16 ? 2 : 4);
+  size_t cb = nseq * 3 * HD * 4;
   s->S = mkbuf(b, sb);
   s->bytes = sb;
   int ok = s->S != NULL;
@@ -678,6 +687,7 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
   TRY(dtr_check_view(ctx, "block decode", "x", x, (size_t)M * hid * 4));
   TRY(dtr_check_view(ctx, "block decode", "y", y, (size_t)M * hid * 4));
   dtr_lin_desc ld = lin_desc(b, M, M);
+  ld.state_f16 = s->f16;
   dtr_view S = dtr_whole(s->S);
   static const int qkv_slots[3] = {A_Q0, A_K0, A_V0};
   static const char *const qkv_names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
@@ -706,7 +716,8 @@ dtr_status dtr_block_decode(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_vi
                                (uint32_t)(find_param(b, "dt_bias")->offset / 4),
                                (uint32_t)(find_param(b, "o_norm.weight")->offset / 4),
                                ld.scale,
-                               c->norm_eps};
+                               c->norm_eps,
+                               s->f16};
       TRY(dtr_op_gdn_decode_fused(ctx, av(b, A_ON, n), S, dtr_whole(s->cq), dtr_whole(s->ck),
                                   dtr_whole(s->cv), av(b, A_QKV, 3 * n), av(b, A_AB, 2 * nh),
                                   av(b, A_GATE, n), dtr_whole(b->p), &fd));

@@ -25,6 +25,9 @@ typedef struct dtr_block_config {
   uint32_t gla_gate_rank;   /* GLA gk low rank (16) */
   float gla_normalizer;     /* GLA gate logit normalizer (16) */
   uint32_t chunk;     /* chunk size of the chunked kernels (64) */
+  uint32_t state_f16; /* decode states hold S as packed fp16 (half the memory
+                         and traffic; the math stays fp32). Default: 1 when the
+                         environment has DTR_STATE_F16=1, else 0 */
 } dtr_block_config;
 
 /* Defaults for a kind at a given width and head count. */
@@ -78,6 +81,9 @@ dtr_status dtr_block_backward(dtr_block *b, dtr_view dx, dtr_view dy);
 /* Zeroes the gradient buffer (recorded). */
 dtr_status dtr_block_zero_grad(dtr_block *b);
 
+/* Switches the state format of decode states created from now on (fp16 when on;
+ * see dtr_block_config.state_f16). */
+void dtr_block_set_state_f16(dtr_block *b, int on);
 /* Decode state for nseq sequences: the recurrent state (and conv caches). */
 typedef struct dtr_block_state dtr_block_state;
 dtr_block_state *dtr_block_state_create(dtr_block *b, uint32_t nseq);

@@ -24,6 +24,9 @@ typedef struct dtr_lin_desc {
   uint32_t H, K, V;
   float scale;    /* usually K^-1/2 */
   uint32_t chunk; /* chunk size, 0 = default (64) */
+  uint32_t state_f16; /* decode ops: the state is packed fp16, two halves a word
+                         (dtr_op_pack_f16), half the bytes; the math stays fp32.
+                         The chunked ops ignore it (their states are fp32). */
 } dtr_lin_desc;
 
 /* Scratch a backward needs (bytes), given the sequences' total length; the caller
@@ -77,6 +80,7 @@ typedef struct dtr_gdn_fused_desc {
   uint32_t H, K;
   uint32_t off_conv, off_alog, off_dtb, off_onorm;
   float scale, norm_eps;
+  uint32_t state_f16; /* the state is packed fp16 (see dtr_lin_desc) */
 } dtr_gdn_fused_desc;
 dtr_status dtr_op_gdn_decode_fused(dtr_ctx *ctx, dtr_view out, dtr_view state, dtr_view cq,
                                    dtr_view ck, dtr_view cv, dtr_view qkv, dtr_view ab,

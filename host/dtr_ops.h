@@ -137,6 +137,12 @@ dtr_status dtr_op_add(dtr_ctx *ctx, dtr_view out, dtr_view a, dtr_view b, uint32
 
 /* ---- axpy: y = a * x + y over n elements ---------------------------------- */
 dtr_status dtr_op_axpy(dtr_ctx *ctx, dtr_view y, dtr_view x, float a, uint32_t n);
+/* ---- fp16 packing: out = n floats (n even) as n/2 words of two IEEE halves
+ * (GLSL packHalf2x16: the even element in the low half), and back. Every
+ * device has it (no 16-bit storage feature needed); round to nearest even. */
+dtr_status dtr_op_pack_f16(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n);
+dtr_status dtr_op_unpack_f16(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n);
+
 /* ---- silu: out = x sigmoid(x) over n; the backward writes dx ------------------ */
 dtr_status dtr_op_silu_fwd(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n);
 dtr_status dtr_op_silu_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dout, dtr_view x, uint32_t n);

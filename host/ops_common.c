@@ -69,3 +69,29 @@ dtr_status dtr_op_silu_bwd(dtr_ctx *ctx, dtr_view dx, dtr_view dout, dtr_view x,
   dtr_arg args[3] = {DTR_OUT(dx), DTR_IN(dout), DTR_IN(x)};
   return elementwise(ctx, "silu_bwd", args, 3, n);
 }
+
+/* n floats (n even) <-> n/2 words of packed fp16, n/2 invocations. */
+static dtr_status pack(dtr_ctx *ctx, const char *kernel, dtr_view out, dtr_view in, uint32_t n,
+                       size_t out_bytes, size_t in_bytes) {
+  dtr_status st;
+  if (n % 2)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: n = %u must be even", kernel, n);
+  if ((st = dtr_check_view(ctx, kernel, "output", out, out_bytes)) ||
+      (st = dtr_check_view(ctx, kernel, "input", in, in_bytes)))
+    return st;
+  const uint32_t wg = 256;
+  dtr_pc_axpy pc = {n / 2, 0.0f};
+  dtr_arg args[2] = {DTR_OUT(out), DTR_IN(in)};
+  dtr_dispatch_desc d = {.kernel = kernel, .spec = &wg, .nspec = 1, .args = args,
+                         .nargs = 2, .push = &pc, .push_size = sizeof pc};
+  dtr_grid_1d(n / 2, wg, d.groups);
+  return dtr_dispatch(ctx, &d);
+}
+
+dtr_status dtr_op_pack_f16(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n) {
+  return pack(ctx, "pack_f16", out, x, n, (size_t)n * 2, (size_t)n * 4);
+}
+
+dtr_status dtr_op_unpack_f16(dtr_ctx *ctx, dtr_view out, dtr_view x, uint32_t n) {
+  return pack(ctx, "pack_f16_unpack", out, x, n, (size_t)n * 4, (size_t)n * 2);
+}

@@ -326,7 +326,7 @@ dtr_status dtr_op_gdn_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view 
   size_t bk = (size_t)d->B * d->H * d->K * 4, bv = (size_t)d->B * d->H * d->V * 4;
   size_t bh = (size_t)d->B * d->H * 4;
   if ((st = dtr_check_view(ctx, op, "o", o, bv)) ||
-      (st = dtr_check_view(ctx, op, "state", state, bk / 4 * d->V * 4)) ||
+      (st = dtr_check_view(ctx, op, "state", state, bk / 4 * d->V * (d->state_f16 ? 2 : 4))) ||
       (st = dtr_check_view(ctx, op, "q", q, bk)) || (st = dtr_check_view(ctx, op, "k", k, bk)) ||
       (st = dtr_check_view(ctx, op, "v", v, bv)) || (st = dtr_check_view(ctx, op, "g", g, bh)) ||
       (st = dtr_check_view(ctx, op, "beta", beta, bh)))
@@ -334,10 +334,14 @@ dtr_status dtr_op_gdn_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view 
   dtr_pc_gdn_decode pc = {d->B, d->H, d->K, d->V, d->scale};
   dtr_arg args[7] = {DTR_OUT(o), DTR_OUT(state), DTR_IN(q), DTR_IN(k),
                      DTR_IN(v), DTR_IN(g), DTR_IN(beta)};
-  uint32_t spec[2] = {GDN_WG, d->K};
-  dtr_dispatch_desc dd = {.kernel = "gdn_decode", .spec = spec, .nspec = 2, .args = args,
+  if (d->state_f16 && d->V % 2)
+    return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "%s: an fp16 state needs an even V (%u)", op,
+                             d->V);
+  uint32_t spec[2] = {GDN_WG, d->K}, cols = d->state_f16 ? 2 * GDN_WG : GDN_WG;
+  dtr_dispatch_desc dd = {.kernel = d->state_f16 ? "gdn_decode_s16" : "gdn_decode",
+                          .spec = spec, .nspec = 2, .args = args,
                           .nargs = 7, .push = &pc, .push_size = sizeof pc,
-                          .groups = {(d->V + GDN_WG - 1) / GDN_WG, d->H, d->B}};
+                          .groups = {(d->V + cols - 1) / cols, d->H, d->B}};
   return dtr_dispatch(ctx, &dd);
 }
 
@@ -354,7 +358,7 @@ dtr_status dtr_op_gdn_decode_fused(dtr_ctx *ctx, dtr_view out, dtr_view state, d
   for (int i = 0; i < 3; i++) pmax = offs[i] > pmax ? offs[i] : pmax;
   dtr_status st;
   if ((st = dtr_check_view(ctx, op, "out", out, hk)) ||
-      (st = dtr_check_view(ctx, op, "state", state, hk * d->K)) ||
+      (st = dtr_check_view(ctx, op, "state", state, hk * d->K / (d->state_f16 ? 2 : 1))) ||
       (st = dtr_check_view(ctx, op, "cq", cq, 3 * hk)) ||
       (st = dtr_check_view(ctx, op, "ck", ck, 3 * hk)) ||
       (st = dtr_check_view(ctx, op, "cv", cv, 3 * hk)) ||
@@ -368,7 +372,8 @@ dtr_status dtr_op_gdn_decode_fused(dtr_ctx *ctx, dtr_view out, dtr_view state, d
   dtr_arg args[9] = {DTR_OUT(out), DTR_OUT(state), DTR_OUT(cq), DTR_OUT(ck), DTR_OUT(cv),
                      DTR_IN(qkv),  DTR_IN(ab),     DTR_IN(gate), DTR_IN(params)};
   uint32_t spec[2] = {8, d->K};
-  dtr_dispatch_desc dd = {.kernel = "gdn_decode_fused", .spec = spec, .nspec = 2, .args = args,
+  dtr_dispatch_desc dd = {.kernel = d->state_f16 ? "gdn_decode_fused_s16" : "gdn_decode_fused",
+                          .spec = spec, .nspec = 2, .args = args,
                           .nargs = 9, .push = &pc, .push_size = sizeof pc,
                           .groups = {(d->H + 7) / 8, 1, 1}};
   return dtr_dispatch(ctx, &dd);

@@ -403,14 +403,15 @@ dtr_status dtr_op_gla_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view 
   size_t nk = (size_t)d->B * d->H * d->K * 4, nv = (size_t)d->B * d->H * d->V * 4;
   dtr_status st;
   if ((st = dtr_check_view(ctx, op, "o", o, nv)) ||
-      (st = dtr_check_view(ctx, op, "state", state, state_bytes(d))) ||
+      (st = dtr_check_view(ctx, op, "state", state, state_bytes(d) / (d->state_f16 ? 2 : 1))) ||
       (st = dtr_check_view(ctx, op, "q", q, nk)) || (st = dtr_check_view(ctx, op, "k", k, nk)) ||
       (st = dtr_check_view(ctx, op, "v", v, nv)) || (st = dtr_check_view(ctx, op, "gk", gk, nk)))
     return st;
   dtr_pc_gla_decode pc = {d->B, d->H, d->scale};
   dtr_arg args[6] = {DTR_OUT(o), DTR_OUT(state), DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk)};
   uint32_t spec[3] = {d->V / 4, d->K, d->V};
-  return run(ctx, "gla_decode", spec, 3, args, 6, &pc, sizeof pc, d->H, d->B);
+  return run(ctx, d->state_f16 ? "gla_decode_s16" : "gla_decode", spec, 3, args, 6, &pc,
+             sizeof pc, d->H, d->B);
 }
 
 static dtr_status gate(dtr_ctx *ctx, const char *kernel, dtr_arg *args, uint32_t nargs,

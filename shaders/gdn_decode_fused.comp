@@ -8,7 +8,10 @@
 // The same steps as shortconv_decode, l2norm_fwd, gdn_gate_fwd, gdn_decode and
 // gated_rmsnorm_fwd, in the same order of operations. One invocation per head
 // owns it all: its head's vectors stay in registers, no shared memory, no barrier.
-// The weights come from the block's parameter buffer at float offsets.
+// The weights come from the block's parameter buffer at float offsets. Columns
+// of the state go two at a time; the s16 variant keeps it as packed fp16
+// (state_store.glsl).
+//! variant s16 -DS16=1
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -20,7 +23,7 @@ layout(constant_id = 1) const uint KD = 32;
 layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) writeonly buffer Out { float out_[]; }; // (HD)
-layout(std430, binding = 1) buffer St { float state[]; };           // (H, KD, KD)
+#include "state_store.glsl"                                         // (H, KD, KD)
 layout(std430, binding = 2) buffer Cq { float cq[]; };              // (3, HD)
 layout(std430, binding = 3) buffer Ck { float ck[]; };
 layout(std430, binding = 4) buffer Cv { float cv[]; };
@@ -69,17 +72,19 @@ void main() {
   }
   uint sb = h * KD * KD;
   float ss = 0.0;
-  for (uint c = 0u; c < KD; c++) {
-    float a = 0.0;
-    for (uint x = 0u; x < KD; x++) a += alpha * state[sb + x * KD + c] * k[x];
-    float u = bt * (v[c] - a), acc = 0.0;
+  for (uint c = 0u; c < KD; c += 2u) {
+    vec2 a = vec2(0.0);
+    for (uint x = 0u; x < KD; x++) a += alpha * state_ld2(sb + x * KD + c) * k[x];
+    vec2 u = bt * (vec2(v[c], v[c + 1u]) - a), acc = vec2(0.0);
     for (uint x = 0u; x < KD; x++) {
-      float s = alpha * state[sb + x * KD + c] + k[x] * u;
+      vec2 s = alpha * state_ld2(sb + x * KD + c) + k[x] * u;
       acc += s * q[x];
-      state[sb + x * KD + c] = s;
+      state_st2(sb + x * KD + c, s);
     }
-    o[c] = p.scale * acc;
+    o[c] = p.scale * acc.x;
+    o[c + 1u] = p.scale * acc.y;
     ss += o[c] * o[c];
+    ss += o[c + 1u] * o[c + 1u];
   }
   float r = inversesqrt(ss / float(KD) + p.norm_eps);
   for (uint c = 0u; c < KD; c++)

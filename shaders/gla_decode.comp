@@ -1,7 +1,9 @@
 /* gla_decode.comp — one GLA token per sequence, the state updated in place:
  *   S = diag(e^{gk}) S + k v^T ;  o = S^T (s q)
  * One workgroup per (head, sequence); each invocation owns four columns of S and
- * streams its rows once (read, update, write, accumulate o). */
+ * streams its rows once (read, update, write, accumulate o). The s16 variant
+ * keeps S as packed fp16 (state_store.glsl). */
+//! variant s16 -DS16=1
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "dtr_push.h"
@@ -14,7 +16,7 @@ layout(constant_id = 2) const uint V = 64;
 layout(push_constant) uniform PC { dtr_pc_gla_decode p; };
 
 layout(std430, binding = 0) writeonly buffer Obuf { vec4 o4[]; };
-layout(std430, binding = 1) buffer Sbuf { vec4 S4[]; };
+#include "state_store.glsl"
 layout(std430, binding = 2) readonly buffer Qbuf { vec4 q4[]; };
 layout(std430, binding = 3) readonly buffer Kbuf { vec4 k4[]; };
 layout(std430, binding = 4) readonly buffer Vbuf { vec4 v4[]; };
@@ -29,9 +31,9 @@ void main() {
   for (uint kq = 0; kq < K4; ++kq) {
     const vec4 a = exp(g4[row * K4 + kq]), kk = k4[row * K4 + kq], qq = q4[row * K4 + kq];
     for (uint c = 0; c < 4; ++c) {
-      const uint i = sb + (4 * kq + c) * V4;
-      const vec4 s = a[c] * S4[i] + kk[c] * vv;
-      S4[i] = s;
+      const uint i = 4u * (sb + (4 * kq + c) * V4);
+      const vec4 s = a[c] * state_ld4(i) + kk[c] * vv;
+      state_st4(i, s);
       o += qq[c] * s;
     }
   }

@@ -249,3 +249,18 @@ void th_write_byte_tokenizer(const char *dir) {
              "\"merges\": [\"\xc4\xa0 a\", \"\xc4\xa0 b\", \"\xc4\xa0 c\"]}}\n");
   fclose(f);
 }
+
+double th_half(double x) {
+  if (x == 0 || !isfinite(x)) return x;
+  int e;
+  frexp(x, &e); /* |x| in [2^(e-1), 2^e) */
+  /* 11 significant bits; below 2^-14 the spacing stays 2^-24 */
+  double q = ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
+  return nearbyint(x / q) * q; /* the default rounding mode: ties to even */
+}
+
+double th_unhalf(uint16_t h) {
+  int ex = (h >> 10) & 31, m = h & 1023;
+  double v = ex == 0 ? ldexp(m, -24) : ex == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, ex - 25);
+  return h & 0x8000 ? -v : v;
+}

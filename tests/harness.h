@@ -34,6 +34,12 @@ void th_submit(dtr_ctx *ctx);
 /* Fails the test (with the context's message) when st != DTR_OK. */
 void th_ok(dtr_ctx *ctx, dtr_status st, const char *what);
 
+/* x rounded to the nearest IEEE half (ties to even; subnormals kept, no
+ * overflow handling), as a double: the reference of fp16 storage. */
+double th_half(double x);
+/* The value of an IEEE half given by its bits. */
+double th_unhalf(uint16_t h);
+
 /* Compares got against ref: passes when ||got-ref||/||ref|| < rel (or, for a
  * reference that nearly cancels, ||got-ref|| <= atol sqrt(n)) and every element satisfies |got-ref| <= atol + rel_elem*|ref|
  * (NaN fails). Prints one line either way; returns 1 on pass. */

@@ -195,7 +195,7 @@ static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward) {
   double *db_ = to_d(beta, th), *ds0_ = to_d(s0, sn), *ddo = to_d(dout, tv), *ddso = to_d(dso, sn);
   double scale = 1.0 / sqrt((double)K);
   dtr_lin_desc d = {(uint32_t)B, (uint32_t)T, (uint32_t)H, (uint32_t)K, (uint32_t)V,
-                    (float)scale, (uint32_t)tc->chunk};
+                    (float)scale, (uint32_t)tc->chunk, 0};
 
   dtr_buf *bq = th_buf(ctx, q, tk * 4), *bk = th_buf(ctx, k, tk * 4), *bv = th_buf(ctx, v, tv * 4);
   dtr_buf *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, beta, th * 4);
@@ -312,7 +312,7 @@ static void test_decode(dtr_ctx *ctx) {
     memcpy(pb + dst * H, beta + src * H, (size_t)P * H * 4);
   }
   int32_t poff[3] = {0, P, 2 * P};
-  dtr_lin_desc d = {B, B * P, H, K, V, (float)scale, 0};
+  dtr_lin_desc d = {B, B * P, H, K, V, (float)scale, 0, 0};
   dtr_buf *bq = th_buf(ctx, pq, pk * 4), *bk = th_buf(ctx, pkk, pk * 4), *bv = th_buf(ctx, pvv, pv * 4);
   dtr_buf *bg = th_buf(ctx, pg, ph * 4), *bb = th_buf(ctx, pb, ph * 4), *bs0 = th_buf(ctx, s0, sn * 4);
   dtr_buf *boff = th_buf(ctx, poff, 12), *bo = th_poison(ctx, pv * 4), *state = th_poison(ctx, sn * 4);
@@ -320,7 +320,7 @@ static void test_decode(dtr_ctx *ctx) {
                                   dtr_whole(bv), dtr_whole(bg), dtr_whole(bb), dtr_whole(bs0),
                                   dtr_whole(boff), &d), "prefill");
   /* Decode the rest: one token per sequence per step. */
-  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0};
+  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 0};
   float *o = th_alloc(tv);
   double *ref_o = th_dalloc(tv);
   memcpy(ref_o, ro, tv * sizeof(double));
@@ -387,6 +387,63 @@ static void test_decode(dtr_ctx *ctx) {
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dtr_buf_destroy(ctx, bufs[i]);
 }
 
+/* The fp16 decode state (gdn_decode_s16): T steps from a packed initial state
+ * against the oracle whose state is rounded to fp16 after every step, as the
+ * kernel stores it, and (looser) against the fp32 oracle. K = 64, V = 48:
+ * each invocation owns two columns, V is not a multiple of the workgroup. */
+static void test_decode_f16(dtr_ctx *ctx) {
+  const int B = 2, H = 3, K = 64, V = 48, T = 40;
+  size_t hk = (size_t)B * H * K, hv = (size_t)B * H * V, bh = (size_t)B * H,
+         sn = (size_t)B * H * K * V;
+  float *q = th_alloc(hk * T), *k = th_alloc(hk * T), *v = th_alloc(hv * T),
+        *g = th_alloc(bh * T), *beta = th_alloc(bh * T), *s0 = th_alloc(sn);
+  rand_unit_rows(q, bh * T, K);
+  rand_unit_rows(k, bh * T, K);
+  th_rand(v, hv * T, -1, 1);
+  rand_gates(g, beta, bh * T);
+  th_rand(s0, sn, -0.5f, 0.5f);
+  double scale = 0.125;
+  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 1};
+  dtr_buf *b32 = th_buf(ctx, s0, sn * 4), *st = th_poison(ctx, sn * 2),
+          *back = th_poison(ctx, sn * 4);
+  th_ok(ctx, dtr_op_pack_f16(ctx, dtr_whole(st), dtr_whole(b32), (uint32_t)sn), "pack_f16");
+  double *S16 = th_dalloc(sn), *S32 = to_d(s0, sn), *od = th_dalloc(hv);
+  for (size_t i = 0; i < sn; i++) S16[i] = th_half(s0[i]);
+  double *o16 = th_dalloc(hv * T), *o32 = th_dalloc(hv * T);
+  float *o = th_alloc(hv * T), *sf = th_alloc(sn);
+  dtr_buf *sq = th_buf(ctx, NULL, hk * 4), *sk = th_buf(ctx, NULL, hk * 4),
+          *sv = th_buf(ctx, NULL, hv * 4), *sg = th_buf(ctx, NULL, bh * 4),
+          *sb = th_buf(ctx, NULL, bh * 4), *so = th_poison(ctx, hv * 4);
+  for (int t = 0; t < T; t++) { /* step t reads rows t*B*H .. of each input */
+    double *a = to_d(q + t * hk, hk), *b = to_d(k + t * hk, hk), *c = to_d(v + t * hv, hv),
+           *e = to_d(g + t * bh, bh), *f = to_d(beta + t * bh, bh);
+    ref_gdn_decode(od, S16, a, b, c, e, f, B, H, K, V, scale);
+    for (size_t i = 0; i < sn; i++) S16[i] = th_half(S16[i]);
+    memcpy(o16 + t * hv, od, hv * sizeof(double));
+    ref_gdn_decode(od, S32, a, b, c, e, f, B, H, K, V, scale);
+    memcpy(o32 + t * hv, od, hv * sizeof(double));
+    free(a), free(b), free(c), free(e), free(f);
+    th_ok(ctx, dtr_buf_upload(ctx, sq, 0, q + t * hk, hk * 4), "up");
+    th_ok(ctx, dtr_buf_upload(ctx, sk, 0, k + t * hk, hk * 4), "up");
+    th_ok(ctx, dtr_buf_upload(ctx, sv, 0, v + t * hv, hv * 4), "up");
+    th_ok(ctx, dtr_buf_upload(ctx, sg, 0, g + t * bh, bh * 4), "up");
+    th_ok(ctx, dtr_buf_upload(ctx, sb, 0, beta + t * bh, bh * 4), "up");
+    th_ok(ctx, dtr_op_gdn_decode(ctx, dtr_whole(so), dtr_whole(st), dtr_whole(sq), dtr_whole(sk),
+                                 dtr_whole(sv), dtr_whole(sg), dtr_whole(sb), &dd),
+          "gdn_decode_s16");
+    th_get(ctx, so, o + t * hv, hv * 4);
+  }
+  check("fp16 state: decode == oracle with an fp16 state", o, o16, hv * T, 1e-4);
+  check("fp16 state: decode == fp32 oracle (looser)", o, o32, hv * T, 3e-3);
+  th_ok(ctx, dtr_op_unpack_f16(ctx, dtr_whole(back), dtr_whole(st), (uint32_t)sn), "unpack");
+  th_get(ctx, back, sf, sn * 4);
+  check("fp16 state: final state == oracle's fp16 state", sf, S16, sn, 1e-4);
+  free(q), free(k), free(v), free(g), free(beta), free(s0), free(S16), free(S32), free(od),
+      free(o16), free(o32), free(o), free(sf);
+  dtr_buf *bufs[] = {b32, st, back, sq, sk, sv, sg, sb, so};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dtr_buf_destroy(ctx, bufs[i]);
+}
+
 /* ---- a long sequence stays finite ------------------------------------- */
 static void test_long(dtr_ctx *ctx) {
   const int T = 8192, H = 2, K = 64, V = 64;
@@ -397,7 +454,7 @@ static void test_long(dtr_ctx *ctx) {
   th_rand(v, tv, -1, 1);
   rand_gates(g, beta, th);
   int32_t off[2] = {0, T};
-  dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0};
+  dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0};
   dtr_buf *bq = th_buf(ctx, q, tk * 4), *bk = th_buf(ctx, k, tk * 4), *bv = th_buf(ctx, v, tv * 4);
   dtr_buf *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, beta, th * 4), *boff = th_buf(ctx, off, 8);
   dtr_buf *bo = th_poison(ctx, tv * 4), *bs = th_poison(ctx, (size_t)H * K * V * 4);
@@ -548,7 +605,7 @@ static void bench(dtr_ctx *ctx) {
     rand_unit_rows(x, (size_t)T * H, K);
     rand_gates(g, b, th);
     int32_t off[2] = {0, T};
-    dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0};
+    dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0};
     dtr_buf *bq = th_buf(ctx, x, tk * 4), *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, b, th * 4);
     dtr_buf *boff = th_buf(ctx, off, 8), *bo = th_buf(ctx, NULL, tk * 4), *bs = th_buf(ctx, NULL, (size_t)H * K * V * 4);
     dtr_buf *g1 = th_buf(ctx, NULL, tk * 4), *g2 = th_buf(ctx, NULL, tk * 4), *g3 = th_buf(ctx, NULL, tk * 4);
@@ -583,7 +640,7 @@ static void bench(dtr_ctx *ctx) {
   float q[8 * 64], gg[8], bt[8];
   rand_unit_rows(q, 8, 64);
   rand_gates(gg, bt, 8);
-  dtr_lin_desc d = {1, 1, 8, 64, 64, 0.125f, 0};
+  dtr_lin_desc d = {1, 1, 8, 64, 64, 0.125f, 0, 0};
   dtr_buf *bq = th_buf(ctx, q, sizeof q), *bg = th_buf(ctx, gg, 32), *bb = th_buf(ctx, bt, 32);
   dtr_buf *bo = th_buf(ctx, NULL, sizeof q), *st = th_buf(ctx, NULL, 8 * 64 * 64 * 4);
   th_ok(ctx, dtr_buf_fill(ctx, st, 0, 8 * 64 * 64 * 4, 0), "fill");
@@ -642,6 +699,7 @@ int main(void) {
   }
   unsetenv("DTR_GDN_TEXEL");
   test_decode(ctx);
+  test_decode_f16(ctx);
   test_gates_l2(ctx);
   return th_finish();
 }

@@ -69,7 +69,7 @@ static void free_inputs(inputs *in) {
 
 static dtr_lin_desc desc_of(const inputs *in, uint32_t chunk) {
   return (dtr_lin_desc){(uint32_t)in->B, (uint32_t)in->Ttot, (uint32_t)in->H, (uint32_t)in->K,
-                        (uint32_t)in->V, (float)(1.0 / sqrt(in->K)), chunk};
+                        (uint32_t)in->V, (float)(1.0 / sqrt(in->K)), chunk, 0};
 }
 
 static void check(const char *what, const float *got, const double *ref, size_t n,
@@ -151,6 +151,103 @@ static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
   free_inputs(&in);
 }
 
+/* The inputs of decode step t of every sequence, (B, H, K|V) each, into the host
+ * arrays sq, sk, sv, sg and their device buffers dev[0..3]. */
+static void load_step(dtr_ctx *ctx, const inputs *in, int t, float *sq, float *sk, float *sv,
+                      float *sg, dtr_buf *const dev[4]) {
+  size_t hk = (size_t)in->H * in->K, hv = (size_t)in->H * in->V;
+  for (int b = 0; b < in->B; b++) {
+    size_t src = (size_t)(in->off[b] + t);
+    memcpy(sq + b * hk, in->q + src * hk, hk * 4);
+    memcpy(sk + b * hk, in->k + src * hk, hk * 4);
+    memcpy(sg + b * hk, in->g + src * hk, hk * 4);
+    memcpy(sv + b * hv, in->v + src * hv, hv * 4);
+  }
+  th_ok(ctx, dtr_buf_upload(ctx, dev[0], 0, sq, in->B * hk * 4), "upload");
+  th_ok(ctx, dtr_buf_upload(ctx, dev[1], 0, sk, in->B * hk * 4), "upload");
+  th_ok(ctx, dtr_buf_upload(ctx, dev[2], 0, sv, in->B * hv * 4), "upload");
+  th_ok(ctx, dtr_buf_upload(ctx, dev[3], 0, sg, in->B * hk * 4), "upload");
+}
+
+/* The fp16 decode state (gla_decode_s16, dtr_lin_desc.state_f16): a state packed
+ * by dtr_op_pack_f16 holds exactly the host's round-to-nearest-even halves and
+ * unpacks to them; then T decode steps against the oracle whose state is
+ * rounded to fp16 after every step, as the kernel stores it, and (looser)
+ * against the fp32 oracle: what the halved state costs. */
+static void test_decode_f16(dtr_ctx *ctx) {
+  const int B = 2, H = 3, K = 16, V = 24, T = 40;
+  gcase c = {"decode f16", B, H, K, V, {T, T}, 1, 0, 16, 0.5, 0.999};
+  inputs in;
+  make_inputs(&in, &c);
+  dtr_lin_desc dd = desc_of(&in, 16);
+  dd.Ttot = B;
+  dd.state_f16 = 1;
+  size_t ns = in.ns, nv = in.nv, hk = (size_t)H * K, hv = (size_t)H * V;
+  dtr_buf *b32 = th_buf(ctx, in.s0, ns * 4), *bS = th_poison(ctx, ns * 2),
+          *bback = th_poison(ctx, ns * 4);
+  th_ok(ctx, dtr_op_pack_f16(ctx, dtr_whole(bS), dtr_whole(b32), (uint32_t)ns), "pack_f16");
+  th_ok(ctx, dtr_op_unpack_f16(ctx, dtr_whole(bback), dtr_whole(bS), (uint32_t)ns),
+        "unpack_f16");
+  uint16_t *words = malloc(ns * 2);
+  float *back = th_alloc(ns);
+  th_get(ctx, bS, words, ns * 2);
+  th_get(ctx, bback, back, ns * 4);
+  double *S16 = th_dalloc(ns), *S32 = to_d(in.s0, ns);
+  size_t badw = 0, badu = 0;
+  for (size_t i = 0; i < ns; i++) {
+    S16[i] = th_half(in.s0[i]);
+    badw += th_unhalf(words[i]) != S16[i];
+    badu += (double)back[i] != S16[i];
+  }
+  th_expect(badw == 0 && badu == 0,
+            "pack_f16 == host halves (%zu of %zu differ), unpack_f16 == them (%zu differ)", badw,
+            ns, badu);
+  dtr_buf *dq = th_buf(ctx, NULL, B * hk * 4), *dk = th_buf(ctx, NULL, B * hk * 4),
+          *dv = th_buf(ctx, NULL, B * hv * 4), *dg = th_buf(ctx, NULL, B * hk * 4),
+          *dob = th_poison(ctx, B * hv * 4);
+  float *sq = th_alloc(B * hk), *sk = th_alloc(B * hk), *sv = th_alloc(B * hv),
+        *sg = th_alloc(B * hk), *so = th_alloc(B * hv), *all = th_alloc(nv);
+  double *qd = th_dalloc(B * hk), *kd = th_dalloc(B * hk), *vd = th_dalloc(B * hv),
+         *gd = th_dalloc(B * hk), *od = th_dalloc(B * hv), *o16 = th_dalloc(nv),
+         *o32 = th_dalloc(nv);
+  dtr_buf *const dev[4] = {dq, dk, dv, dg};
+  for (int t = 0; t < T; t++) {
+    load_step(ctx, &in, t, sq, sk, sv, sg, dev);
+    for (size_t i = 0; i < B * hk; i++) qd[i] = sq[i], kd[i] = sk[i], gd[i] = sg[i];
+    for (size_t i = 0; i < B * hv; i++) vd[i] = sv[i];
+    ref_gla_decode(od, S16, qd, kd, vd, gd, B, H, K, V, dd.scale);
+    for (size_t i = 0; i < ns; i++) S16[i] = th_half(S16[i]);
+    for (int b = 0; b < B; b++)
+      memcpy(o16 + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
+    ref_gla_decode(od, S32, qd, kd, vd, gd, B, H, K, V, dd.scale);
+    for (int b = 0; b < B; b++)
+      memcpy(o32 + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
+    th_ok(ctx,
+          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
+                            dtr_whole(dv), dtr_whole(dg), &dd),
+          "gla_decode_s16");
+    th_get(ctx, dob, so, B * hv * 4);
+    for (int b = 0; b < B; b++)
+      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+  }
+  check("fp16 state: decode == oracle with an fp16 state", all, o16, nv, 1e-4);
+  check("fp16 state: decode == fp32 oracle (looser)", all, o32, nv, 3e-3);
+  th_ok(ctx, dtr_op_unpack_f16(ctx, dtr_whole(bback), dtr_whole(bS), (uint32_t)ns), "unpack");
+  th_get(ctx, bback, back, ns * 4);
+  check("fp16 state: final state == oracle's fp16 state", back, S16, ns, 1e-4);
+  /* an fp32-sized state view is accepted, a smaller one than the halves is not */
+  dtr_view small = {bS, 0, ns * 2 - 4};
+  th_expect(dtr_op_gla_decode(ctx, dtr_whole(dob), small, dtr_whole(dq), dtr_whole(dk),
+                              dtr_whole(dv), dtr_whole(dg), &dd) == DTR_ERR_INVALID,
+            "an fp16 state view short of B H K V halves is refused");
+  dtr_buf *bb[] = {b32, bS, bback, dq, dk, dv, dg, dob};
+  for (int i = 0; i < 8; i++) dtr_buf_destroy(ctx, bb[i]);
+  free(words), free(back), free(S16), free(S32), free(sq), free(sk), free(sv), free(sg),
+      free(so), free(all), free(qd), free(kd), free(vd), free(gd), free(od), free(o16),
+      free(o32);
+  free_inputs(&in);
+}
+
 /* Decode token by token equals the chunked forward; and a prefill (forward with
  * state_out) followed by decode steps equals one forward over the whole text. */
 static void test_decode(dtr_ctx *ctx) {
@@ -201,18 +298,9 @@ static void test_decode(dtr_ctx *ctx) {
           *dob = th_poison(ctx, B * hv * 4);
   float *sq = th_alloc(B * hk), *sk = th_alloc(B * hk), *sv = th_alloc(B * hv),
         *sg = th_alloc(B * hk), *so = th_alloc(B * hv);
+  dtr_buf *const dev[4] = {dq, dk, dv, dg};
   for (int t = P; t < T; t++) {
-    for (int b = 0; b < B; b++) {
-      size_t src = (size_t)(in.off[b] + t);
-      memcpy(sq + b * hk, in.q + src * hk, hk * 4);
-      memcpy(sk + b * hk, in.k + src * hk, hk * 4);
-      memcpy(sg + b * hk, in.g + src * hk, hk * 4);
-      memcpy(sv + b * hv, in.v + src * hv, hv * 4);
-    }
-    th_ok(ctx, dtr_buf_upload(ctx, dq, 0, sq, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dk, 0, sk, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dg, 0, sg, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dv, 0, sv, B * hv * 4), "upload");
+    load_step(ctx, &in, t, sq, sk, sv, sg, dev);
     th_ok(ctx, dtr_buf_fill(ctx, dob, 0, B * hv * 4, 0x7fc0dead), "fill");
     th_ok(ctx,
           dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
@@ -233,24 +321,12 @@ static void test_decode(dtr_ctx *ctx) {
   double *dqd = th_dalloc(B * hk), *dkd = th_dalloc(B * hk), *dvd = th_dalloc(B * hv),
          *dgd = th_dalloc(B * hk);
   for (int t = 0; t < T; t++) {
-    for (int b = 0; b < B; b++) {
-      size_t src = (size_t)(in.off[b] + t);
-      memcpy(sq + b * hk, in.q + src * hk, hk * 4);
-      memcpy(sk + b * hk, in.k + src * hk, hk * 4);
-      memcpy(sg + b * hk, in.g + src * hk, hk * 4);
-      memcpy(sv + b * hv, in.v + src * hv, hv * 4);
-      for (size_t i = 0; i < hk; i++)
-        dqd[b * hk + i] = sq[b * hk + i], dkd[b * hk + i] = sk[b * hk + i],
-        dgd[b * hk + i] = sg[b * hk + i];
-      for (size_t i = 0; i < hv; i++) dvd[b * hv + i] = sv[b * hv + i];
-    }
+    load_step(ctx, &in, t, sq, sk, sv, sg, dev);
+    for (size_t i = 0; i < B * hk; i++) dqd[i] = sq[i], dkd[i] = sk[i], dgd[i] = sg[i];
+    for (size_t i = 0; i < B * hv; i++) dvd[i] = sv[i];
     ref_gla_decode(od, S, dqd, dkd, dvd, dgd, B, H, K, V, d.scale);
     for (int b = 0; b < B; b++)
       memcpy(ods + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
-    th_ok(ctx, dtr_buf_upload(ctx, dq, 0, sq, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dk, 0, sk, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dg, 0, sg, B * hk * 4), "upload");
-    th_ok(ctx, dtr_buf_upload(ctx, dv, 0, sv, B * hv * 4), "upload");
     th_ok(ctx,
           dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
                             dtr_whole(dv), dtr_whole(dg), &dd),
@@ -370,7 +446,7 @@ static void test_long(dtr_ctx *ctx) {
 static void test_errors(dtr_ctx *ctx) {
   dtr_buf *b = th_buf(ctx, NULL, 4096);
   dtr_view w = dtr_whole(b);
-  dtr_lin_desc d = {1, 16, 1, 6, 8, 0.5f, 0};
+  dtr_lin_desc d = {1, 16, 1, 6, 8, 0.5f, 0, 0};
   dtr_status st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
   th_expect(st == DTR_ERR_INVALID, "K = 6 is refused (%s)", dtr_ctx_error(ctx));
   d.K = 8;
@@ -429,6 +505,7 @@ int main(void) {
   unsetenv("DTR_GLA_TEX_WINDOW");
   unsetenv("DTR_GLA_TEXEL");
   test_decode(ctx);
+  test_decode_f16(ctx);
   test_fd();
   test_gate(ctx);
   test_errors(ctx);

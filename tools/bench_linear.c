@@ -23,7 +23,7 @@ static const char *mixer_name[M_COUNT] = {"attn", "gla", "gdn", "jet"};
 typedef struct lb {
   dtr_ctx *ctx;
   int mixer;
-  uint32_t T, H, D, steps;
+  uint32_t T, H, D, steps, f16; /* f16: decode with packed fp16 states */
   dtr_buf *q, *k, *v, *o, *q0, *k0, *v0, *gk, *g, *beta, *lse, *kern, *wconv;
   dtr_buf *dq, *dk, *dv, *dout, *dgk, *dg, *dbeta, *dq0, *dk0, *dv0, *dkern, *dwconv;
   dtr_buf *off, *ws, *state, *cq, *ck, *cv;
@@ -123,6 +123,7 @@ static dtr_status rec_decode(void *ud) {
   dtr_ctx *c = b->ctx;
   uint32_t H = b->H, D = b->D, C = H * D;
   dtr_lin_desc d = desc_of(b, 1);
+  d.state_f16 = b->f16;
   dtr_status st = DTR_OK;
   for (uint32_t s = 0; s < b->steps && !st; s++) {
     switch (b->mixer) {
@@ -226,7 +227,9 @@ static void usage(FILE *f) {
           "  Times the token mixers (GLA, Gated DeltaNet, JetBlock; projections excluded,\n"
           "  they are the same for all) against full causal attention: forward and\n"
           "  forward+backward over one sequence of T tokens, and decode time per token at\n"
-          "  each context length (attention reads its KV cache, a linear mixer its state).\n"
+          "  each context length (attention reads its KV cache, a linear mixer its state);\n"
+          "  a linear mixer's decode is timed again with its state packed in fp16 (half\n"
+          "  the bytes; DTR_STATE_F16=1 makes models decode that way).\n"
           "  --T LIST        training lengths, 8 heads (default 512,2048,8192)\n"
           "  --heads N       heads for the training rows (default 8); a T=512 row with 32\n"
           "                  heads is always added\n"
@@ -240,7 +243,8 @@ static void usage(FILE *f) {
           "  --json          one JSON object instead of tables\n");
 }
 
-typedef struct row { int mixer; uint32_t T, H; double fwd, fb, dec; size_t state; } row;
+/* dec16: ms per decode token with an fp16 state (linear mixers; 0 otherwise) */
+typedef struct row { int mixer; uint32_t T, H; double fwd, fb, dec, dec16; size_t state, state16; } row;
 
 int cmd_bench_linear(int argc, char **argv) {
   uint32_t Ts[8] = {512, 2048, 8192}, ctxs[8] = {512, 2048, 16384, 65536};
@@ -297,7 +301,7 @@ int cmd_bench_linear(int argc, char **argv) {
         fail = 1;
       } else {
         row r = {m, b.T, b.H, cli_time_ms(ctx, rec_fwd, &b, (int)repeat),
-                 cli_time_ms(ctx, rec_fwdbwd, &b, (int)repeat), 0, 0};
+                 cli_time_ms(ctx, rec_fwdbwd, &b, (int)repeat), 0, 0, 0, 0};
         if (r.fwd < 0 || r.fb < 0) fail = 1;
         rows[nr++] = r;
       }
@@ -313,12 +317,18 @@ int cmd_bench_linear(int argc, char **argv) {
         fprintf(stderr, "dtr bench linear: %s\n", dtr_ctx_error(ctx));
         fail = 1;
       } else {
-        double ms = cli_time_ms(ctx, rec_decode, &b, (int)repeat);
+        double ms = cli_time_ms(ctx, rec_decode, &b, (int)repeat), ms16 = 0;
         if (ms < 0) fail = 1;
-        size_t HD = (size_t)b.H * b.D;
-        size_t st = m == M_ATTN ? 2 * (size_t)b.T * HD * 4
-                                : HD * b.D * 4 + (m == M_GDN ? 9 : m == M_JET ? 3 : 0) * HD * 4;
-        drows[nd++] = (row){m, b.T, b.H, 0, 0, ms / (double)b.steps, st};
+        size_t HD = (size_t)b.H * b.D, conv = (m == M_GDN ? 9 : m == M_JET ? 3 : 0) * HD * 4;
+        size_t st = m == M_ATTN ? 2 * (size_t)b.T * HD * 4 : HD * b.D * 4 + conv, st16 = 0;
+        if (m != M_ATTN && !fail) { /* the same steps with the state packed in fp16 */
+          b.f16 = 1;
+          if (dtr_buf_fill(ctx, b.state, 0, dtr_buf_size(b.state), 0)) fail = 1;
+          else if ((ms16 = cli_time_ms(ctx, rec_decode, &b, (int)repeat)) < 0) fail = 1;
+          st16 = HD * b.D * 2 + conv;
+        }
+        drows[nd++] = (row){m, b.T, b.H, 0, 0, ms / (double)b.steps, ms16 / (double)b.steps,
+                            st, st16};
       }
       lb_free(&b);
     }
@@ -343,9 +353,13 @@ int cmd_bench_linear(int argc, char **argv) {
       for (int j = 0; j < nd; j++)
         if (drows[j].mixer == M_ATTN && drows[j].T == r->T) a = &drows[j];
       printf("%s{\"mixer\": \"%s\", \"ctx\": %u, \"ms_per_token\": %.5f, \"state_bytes\": %zu, "
-             "\"speedup\": %.3f}",
+             "\"speedup\": %.3f",
              i ? ", " : "", mixer_name[r->mixer], r->T, r->dec, r->state,
              a ? a->dec / r->dec : 0.0);
+      if (r->state16)
+        printf(", \"ms_per_token_f16\": %.5f, \"state_bytes_f16\": %zu, \"f16_speedup\": %.3f",
+               r->dec16, r->state16, r->dec / r->dec16);
+      printf("}");
     }
     printf("]}\n");
   } else {
@@ -361,16 +375,21 @@ int cmd_bench_linear(int argc, char **argv) {
       else printf(" %10s %12s\n", "-", "-");
     }
     printf("\ndecode (one sequence, %ld heads, %ld steps per submit)\n", heads, steps);
-    printf("%-6s %8s %12s %14s %10s\n", "mixer", "context", "ms/token", "cache/state", "speedup");
+    printf("%-6s %8s %12s %14s %10s %14s %10s\n", "mixer", "context", "ms/token", "cache/state",
+           "speedup", "fp16 ms/token", "fp16 x");
     for (int i = 0; i < nd; i++) {
       const row *r = &drows[i], *a = NULL;
       for (int j = 0; j < nd; j++)
         if (drows[j].mixer == M_ATTN && drows[j].T == r->T) a = &drows[j];
       printf("%-6s %8u %12.4f %11.2f MiB", mixer_name[r->mixer], r->T, r->dec,
              (double)r->state / (1 << 20));
-      if (a) printf(" %10.2f\n", a->dec / r->dec);
-      else printf(" %10s\n", "-");
+      if (a) printf(" %10.2f", a->dec / r->dec);
+      else printf(" %10s", "-");
+      if (r->state16) printf(" %14.4f %10.2f\n", r->dec16, r->dec / r->dec16);
+      else printf(" %14s %10s\n", "-", "-");
     }
+    printf("(fp16: the same steps with the state packed in fp16, fp16 x = fp32 time / "
+           "fp16 time)\n");
     /* Where each linear mixer overtakes attention. */
     for (int m = M_GLA; m < M_COUNT; m++) {
       if (!use[m] || !use[M_ATTN]) continue;

@@ -28,7 +28,8 @@ static void usage(FILE *f) {
           "environment:\n"
           "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
           "  DTR_VALIDATE=1  run with the Khronos validation layer; any message is an error\n"
-          "  DTR_PROFILE=1   per-kernel GPU timestamps, printed at the end\n");
+          "  DTR_PROFILE=1   per-kernel GPU timestamps, printed at the end\n"
+          "  DTR_STATE_F16=1 linear-attention decode states in fp16 (half the memory)\n");
 }
 
 int cmd_bench(int argc, char **argv) {
