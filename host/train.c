@@ -160,7 +160,8 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
                             {"valid", 's', c->valid},
                             {"recall", 's', c->recall},
                             {"recall_fraction", 'd', &c->recall_fraction},
-                            {"recall_loss", 's', c->recall_loss}};
+                            {"recall_loss", 's', c->recall_loss},
+                            {"recall_curriculum", 'u', &c->recall_curriculum}};
   const cfg_field optim[] = {
       {"lr", 'd', &c->lr},       {"min_lr_fraction", 'd', &c->min_lr_fraction},
       {"warmup", 'u', &c->warmup}, {"steps", 'u', &c->steps},
@@ -709,6 +710,8 @@ static void sample_batch(dtr_trainer *t) {
       s = t->recall;
       n = t->nrecall;
     }
+    if (s == t->recall && t->step < t->c.recall_curriculum) /* the easy prefix */
+      n = t->T + 1 + (size_t)((double)(n - t->T - 1) * t->step / t->c.recall_curriculum);
     size_t start = (size_t)(splitmix64(&t->rng) % (uint64_t)(n - t->T));
     int32_t *tg = t->h_tg + (size_t)b * t->T;
     memcpy(t->h_in + (size_t)b * t->T, s + start, (size_t)t->T * 4);

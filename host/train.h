@@ -31,6 +31,9 @@
  * data.recall_loss "answers" scores only the recall rows' answers (the tokens
  * of every value word after " query:"; the CLI marks them, see
  * dtr_trainer_set_recall_mask) instead of every token ("all").
+ * data.recall_curriculum N (0 = off): the recall file is ordered easiest first
+ * (`dtr tasks make` writes it by pair count); at step s < N recall windows are
+ * drawn from its first s/N share only (at least one window), then from all.
  * Keys starting with "_" are comments; any other unknown key is refused.
  * The vocabulary size comes from the tokenizer. */
 #ifndef DTR_TRAIN_H
@@ -49,6 +52,7 @@ typedef struct dtr_train_config {
   char tokenizer[512], train[512], valid[512], recall[512];
   double recall_fraction;
   char recall_loss[512]; /* "all" (default) or "answers": see below */
+  uint32_t recall_curriculum; /* steps over which recall windows widen: see below */
   /* optimizer */
   double lr, min_lr_fraction, weight_decay, clip, beta1, beta2, eps;
   uint32_t warmup, steps, batch, seq_len;

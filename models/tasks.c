@@ -534,18 +534,29 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
     }
     uint64_t r2 = o.seed ^ 0x7A11AB1Eull;
     size_t lo = 1, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
+    char **seq = calloc(o.recall_train, sizeof *seq);
+    unsigned char *npairs = malloc(o.recall_train);
+    if (!seq || !npairs) st = DTR_ERR_OOM;
     for (size_t i = 0; i < o.recall_train && st == DTR_OK; i++) {
       /* Varying lengths so the skill does not hinge on one pair count; half
        * the sequences have at most a quarter of that, since with one or two
        * pairs copying the token after the key is nearly the only way to cut
        * the loss, and the model finds the copy there first. */
       size_t top = rnd(&r2, 2) ? hi : (hi + 7) / 8 + 1;
-      char *s = dtr_recall_sequence(&r2, lo + rnd(&r2, top - lo + 1), 1, NULL, NULL);
-      if (!s) { st = DTR_ERR_OOM; break; }
-      fputs(s, f);
-      fputs("\n" DTR_CORPUS_EOT "\n", f);
-      free(s);
+      npairs[i] = (unsigned char)(lo + rnd(&r2, top - lo + 1));
+      if (!(seq[i] = dtr_recall_sequence(&r2, npairs[i], 1, NULL, NULL))) st = DTR_ERR_OOM;
     }
+    /* Written easiest first (by pair count, then as drawn), so a training
+     * curriculum can start on a prefix of the file (data.recall_curriculum). */
+    for (size_t c = lo; c <= hi && st == DTR_OK; c++)
+      for (size_t i = 0; i < o.recall_train; i++)
+        if (npairs[i] == c) {
+          fputs(seq[i], f);
+          fputs("\n" DTR_CORPUS_EOT "\n", f);
+        }
+    for (size_t i = 0; seq && i < o.recall_train; i++) free(seq[i]);
+    free(seq);
+    free(npairs);
     if (fclose(f) != 0 && st == DTR_OK) st = DTR_ERR_IO;
   }
   if (st != DTR_OK) {

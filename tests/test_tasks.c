@@ -90,6 +90,8 @@ static void test_make(void) {
   st = dtr_corpus_read_docs(path, &docs, &nd, err, sizeof err);
   th_expect(st == DTR_OK && nd == 200, "recall_train.txt: 200 sequences (%zu)", st == DTR_OK ? nd : 0);
   bad = 0;
+  int unordered = 0;
+  size_t last_answers = 0;
   for (size_t i = 0; st == DTR_OK && i < nd; i++) {
     char *q = strstr(docs[i], " query:");
     if (strncmp(docs[i], "recall:", 7) || !q) { bad++; continue; }
@@ -108,7 +110,11 @@ static void test_make(void) {
     }
     free(copy);
     if (answers < 1) bad++;
+    if (answers < last_answers) unordered++; /* written easiest first */
+    last_answers = answers;
   }
+  th_expect(unordered == 0, "recall_train: sequences ordered by pair count (%d out of order)",
+            unordered);
   th_expect(bad == 0, "recall_train: every answered key has its value (%d bad)", bad);
   if (st == DTR_OK) dtr_corpus_docs_free(docs, nd);
   /* cloze */

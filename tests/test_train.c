@@ -298,6 +298,42 @@ static void test_recall_mask(dtr_ctx *ctx) {
   free(s), free(re), free(ones), free(none), free(half), free(p[0]), free(p[1]);
 }
 
+/* data.recall_curriculum: early recall windows come from the stream's start.
+ * The stream's first 64 tokens are 1, the rest 2, and only the 2s are scored:
+ * with a curriculum of 1000 steps the first steps see no 2 (loss 0); without
+ * one they do. */
+static void test_recall_curriculum(dtr_ctx *ctx) {
+  size_t n = 4096;
+  int32_t *s = synth_stream(n, 24), *re = malloc(n * 4);
+  uint8_t *mask = malloc(n);
+  for (size_t i = 0; i < n; i++) re[i] = i < 64 ? 1 : 2, mask[i] = re[i] == 2;
+  double loss[2] = {0, 0};
+  for (int cur = 0; cur < 2; cur++) {
+    dtr_train_config c;
+    tiny_config(&c);
+    c.recall_fraction = 1.0;
+    c.recall_curriculum = cur ? 1000 : 0;
+    char err[512];
+    dtr_trainer *t = dtr_trainer_create(ctx, &c, err, sizeof err);
+    if (!t || dtr_trainer_set_data(t, s, n, re, n, NULL, 0, err, sizeof err)) {
+      th_expect(0, "curriculum run: %s", err);
+      dtr_trainer_destroy(t);
+      break;
+    }
+    dtr_trainer_set_recall_mask(t, mask);
+    for (int k = 0; k < 4; k++) {
+      dtr_train_stats ss = {0};
+      th_expect(dtr_trainer_step(t, &ss, err, sizeof err) == DTR_OK, "curriculum step");
+      loss[cur] += ss.loss;
+    }
+    dtr_trainer_destroy(t);
+  }
+  th_expect(loss[1] == 0 && loss[0] > 0,
+            "a curriculum starts on the stream's head (loss %g), without one the tail is "
+            "drawn (loss %g)", loss[1], loss[0]);
+  free(s), free(re), free(mask);
+}
+
 static void test_resume(dtr_ctx *ctx) {
   dtr_train_config c;
   tiny_config(&c);
@@ -490,6 +526,7 @@ int main(void) {
     test_gradients(ctx, &c);
     test_loss_falls(ctx);
     test_recall_mask(ctx);
+    test_recall_curriculum(ctx);
     test_resume(ctx);
     test_nan(ctx);
   }
