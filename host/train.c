@@ -710,8 +710,10 @@ static void sample_batch(dtr_trainer *t) {
       s = t->recall;
       n = t->nrecall;
     }
-    if (s == t->recall && t->step < t->c.recall_curriculum) /* the easy prefix */
-      n = t->T + 1 + (size_t)((double)(n - t->T - 1) * t->step / t->c.recall_curriculum);
+    if (s == t->recall && t->step < t->c.recall_curriculum) { /* the easy head, (s/N)^2 */
+      double f = (double)t->step / t->c.recall_curriculum;
+      n = t->T + 1 + (size_t)((double)(n - t->T - 1) * f * f);
+    }
     size_t start = (size_t)(splitmix64(&t->rng) % (uint64_t)(n - t->T));
     int32_t *tg = t->h_tg + (size_t)b * t->T;
     memcpy(t->h_in + (size_t)b * t->T, s + start, (size_t)t->T * 4);

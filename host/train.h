@@ -33,7 +33,8 @@
  * dtr_trainer_set_recall_mask) instead of every token ("all").
  * data.recall_curriculum N (0 = off): the recall file is ordered easiest first
  * (`dtr tasks make` writes it by pair count); at step s < N recall windows are
- * drawn from its first s/N share only (at least one window), then from all.
+ * drawn from its first (s/N)^2 share only (at least one window), then from all:
+ * a long stay on the one-pair head, where the copy is learnt first.
  * Keys starting with "_" are comments; any other unknown key is refused.
  * The vocabulary size comes from the tokenizer. */
 #ifndef DTR_TRAIN_H
