@@ -533,16 +533,17 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
       return DTR_ERR_IO;
     }
     uint64_t r2 = o.seed ^ 0x7A11AB1Eull;
-    size_t lo = 1, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
+    /* From two pairs: with one, the value just before " query:" is always the
+     * answer, and a model trained there first learns that position instead of
+     * matching the key. */
+    size_t lo = 2, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
     char **seq = calloc(o.recall_train, sizeof *seq);
     unsigned char *npairs = malloc(o.recall_train);
     if (!seq || !npairs) st = DTR_ERR_OOM;
     for (size_t i = 0; i < o.recall_train && st == DTR_OK; i++) {
       /* Varying lengths so the skill does not hinge on one pair count; half
-       * the sequences have at most a quarter of that, since with one or two
-       * pairs copying the token after the key is nearly the only way to cut
-       * the loss, and the model finds the copy there first. */
-      size_t top = rnd(&r2, 2) ? hi : (hi + 7) / 8 + 1;
+       * the sequences have 2 to 4 pairs, where the copy is found first. */
+      size_t top = rnd(&r2, 2) ? hi : (hi + 7) / 8 + 2;
       npairs[i] = (unsigned char)(lo + rnd(&r2, top - lo + 1));
       if (!(seq[i] = dtr_recall_sequence(&r2, npairs[i], 1, NULL, NULL))) st = DTR_ERR_OOM;
     }
