@@ -201,15 +201,12 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
     n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[i]], VALS[val[i]]);
   n += (size_t)snprintf(s + n, cap - n, " query:");
   if (with_answers) {
-    size_t ord[100];
-    for (size_t i = 0; i < npairs; i++) ord[i] = i;
-    for (size_t i = npairs; i > 1; i--) {
-      size_t j = rnd(rng, i), t = ord[i - 1];
-      ord[i - 1] = ord[j];
-      ord[j] = t;
+    /* npairs queries drawn with replacement: neither "the value not asked yet"
+     * nor the position of a pair answers one; only its key does */
+    for (size_t i = 0; i < npairs; i++) {
+      size_t q = rnd(rng, npairs);
+      n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[q]], VALS[val[q]]);
     }
-    for (size_t i = 0; i < npairs; i++)
-      n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[ord[i]]], VALS[val[ord[i]]]);
     return s;
   }
   size_t q = rnd(rng, npairs);
