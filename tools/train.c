@@ -32,7 +32,12 @@ static uint8_t *recall_answers(dtr_tokenizer *tok, const char *path, const int32
       kind[id] = strchr(txt, '\n') || !strcmp(txt, DTR_CORPUS_EOT) ? 2 : txt[0] == ' ';
     free(txt);
   }
-  if (dtr_tokenizer_encode(tok, " query:", 7, 0, &mk, &nm) != DTR_OK || !nm) goto oom;
+  if (dtr_tokenizer_encode(tok, " query:", 7, 0, &mk, &nm) != DTR_OK || !nm) {
+    fprintf(stderr, "dtr train: %s: cannot encode the \" query:\" marker: %s\n", path,
+            dtr_tokenizer_error(tok));
+    free(kind), free(mask), free(mk);
+    return NULL;
+  }
   for (size_t i = 0; i + nm <= n;) {
     if (memcmp(ids + i, mk, nm * 4)) {
       i++;
