@@ -169,6 +169,23 @@ static void load_step(dtr_ctx *ctx, const inputs *in, int t, float *sq, float *s
   th_ok(ctx, dtr_buf_upload(ctx, dev[3], 0, sg, in->B * hk * 4), "upload");
 }
 
+/* One device decode step (dd) on state S from the inputs in dev[0..3] (q, k, v,
+ * gk), the output (B, H, V) through dob/so scattered into all at token t of
+ * each sequence. dob is poisoned first, so an unwritten output fails. */
+static void device_step(dtr_ctx *ctx, const inputs *in, int t, const dtr_lin_desc *dd,
+                        dtr_view S, dtr_buf *const dev[4], dtr_buf *dob, float *so,
+                        float *all, const char *what) {
+  size_t hv = (size_t)in->H * in->V;
+  th_ok(ctx, dtr_buf_fill(ctx, dob, 0, in->B * hv * 4, 0x7fc0dead), "fill");
+  th_ok(ctx,
+        dtr_op_gla_decode(ctx, dtr_whole(dob), S, dtr_whole(dev[0]), dtr_whole(dev[1]),
+                          dtr_whole(dev[2]), dtr_whole(dev[3]), dd),
+        what);
+  th_get(ctx, dob, so, in->B * hv * 4);
+  for (int b = 0; b < in->B; b++)
+    memcpy(all + (size_t)(in->off[b] + t) * hv, so + b * hv, hv * 4);
+}
+
 /* The fp16 decode state (gla_decode_s16, dtr_lin_desc.state_f16): a state packed
  * by dtr_op_pack_f16 holds exactly the host's round-to-nearest-even halves and
  * unpacks to them; then T decode steps against the oracle whose state is
@@ -222,13 +239,7 @@ static void test_decode_f16(dtr_ctx *ctx) {
     ref_gla_decode(od, S32, qd, kd, vd, gd, B, H, K, V, dd.scale);
     for (int b = 0; b < B; b++)
       memcpy(o32 + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
-    th_ok(ctx,
-          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
-                            dtr_whole(dv), dtr_whole(dg), &dd),
-          "gla_decode_s16");
-    th_get(ctx, dob, so, B * hv * 4);
-    for (int b = 0; b < B; b++)
-      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+    device_step(ctx, &in, t, &dd, dtr_whole(bS), dev, dob, so, all, "gla_decode_s16");
   }
   check("fp16 state: decode == oracle with an fp16 state", all, o16, nv, 1e-4);
   check("fp16 state: decode == fp32 oracle (looser)", all, o32, nv, 3e-3);
@@ -301,14 +312,7 @@ static void test_decode(dtr_ctx *ctx) {
   dtr_buf *const dev[4] = {dq, dk, dv, dg};
   for (int t = P; t < T; t++) {
     load_step(ctx, &in, t, sq, sk, sv, sg, dev);
-    th_ok(ctx, dtr_buf_fill(ctx, dob, 0, B * hv * 4, 0x7fc0dead), "fill");
-    th_ok(ctx,
-          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
-                            dtr_whole(dv), dtr_whole(dg), &dd),
-          "gla_decode");
-    th_get(ctx, dob, so, B * hv * 4);
-    for (int b = 0; b < B; b++)
-      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+    device_step(ctx, &in, t, &dd, dtr_whole(bS), dev, dob, so, all, "gla_decode");
   }
   check("prefill + decode o == one forward", all, o, nv, 1e-4);
   float *st = th_alloc(ns);
@@ -327,13 +331,7 @@ static void test_decode(dtr_ctx *ctx) {
     ref_gla_decode(od, S, dqd, dkd, dvd, dgd, B, H, K, V, d.scale);
     for (int b = 0; b < B; b++)
       memcpy(ods + (size_t)(in.off[b] + t) * hv, od + b * hv, hv * sizeof(double));
-    th_ok(ctx,
-          dtr_op_gla_decode(ctx, dtr_whole(dob), dtr_whole(bS), dtr_whole(dq), dtr_whole(dk),
-                            dtr_whole(dv), dtr_whole(dg), &dd),
-          "gla_decode");
-    th_get(ctx, dob, so, B * hv * 4);
-    for (int b = 0; b < B; b++)
-      memcpy(all + (size_t)(in.off[b] + t) * hv, so + b * hv, hv * 4);
+    device_step(ctx, &in, t, &dd, dtr_whole(bS), dev, dob, so, all, "gla_decode");
   }
   check("decode every token == oracle decode", all, ods, nv, 1e-4);
   check("oracle decode == oracle forward", all, o, nv, 1e-4);
