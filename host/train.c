@@ -718,9 +718,20 @@ static void sample_batch(dtr_trainer *t) {
     int32_t *tg = t->h_tg + (size_t)b * t->T;
     memcpy(t->h_in + (size_t)b * t->T, s + start, (size_t)t->T * 4);
     memcpy(tg, s + start + 1, (size_t)t->T * 4);
-    if (s == t->recall && t->recall_mask)
-      for (uint32_t j = 0; j < t->T; j++)
-        if (!t->recall_mask[start + 1 + j]) tg[j] = -1; /* not scored */
+    if (s == t->recall && t->recall_mask) {
+      const int32_t *in = t->h_in + (size_t)b * t->T;
+      for (uint32_t j = 0; j < t->T; j++) {
+        if (!t->recall_mask[start + 1 + j]) {
+          tg[j] = -1; /* not scored */
+          continue;
+        }
+        /* An answer whose key and value are not earlier in the window (the
+         * window cut its pair off) cannot be recalled: not scored either. */
+        uint32_t i = 0;
+        while (i < j && !(in[i] == in[j] && in[i + 1] == tg[j])) i++;
+        if (i == j) tg[j] = -1;
+      }
+    }
   }
 }
 

@@ -30,7 +30,9 @@
  *    "log_interval": 10, "seed": 1234}
  * data.recall_loss "answers" scores only the recall rows' answers (the tokens
  * of every value word after " query:"; the CLI marks them, see
- * dtr_trainer_set_recall_mask) instead of every token ("all").
+ * dtr_trainer_set_recall_mask) instead of every token ("all"), and of
+ * those only the ones the window can answer (the key followed by the same
+ * value earlier in the row; a window that cut a pair off cannot).
  * data.recall_curriculum N (0 = off): the recall file is ordered easiest first
  * (`dtr tasks make` writes it by pair count); at step s < N recall windows are
  * drawn from its first (s/N)^2 share only (at least one window), then from all:
@@ -106,7 +108,9 @@ dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntr
 /* Optional: which recall tokens are scored as targets (mask[i] != 0 for token
  * i; referenced, not copied, nrecall entries). Rows drawn from the recall
  * stream then train on those tokens alone, e.g. the answers of the queries,
- * not the random keys and values before them. NULL scores every token. */
+ * not the random keys and values before them; a marked target is scored only
+ * if its input token followed by the target occurs earlier in the row (it can
+ * be copied from the window). NULL scores every token. */
 void dtr_trainer_set_recall_mask(dtr_trainer *t, const uint8_t *mask);
 
 /* Forward + backward of one batch (batch x seq_len inputs and targets): grads

@@ -176,17 +176,44 @@ static const char *VALS[] = {
 #define NVALS (sizeof VALS / sizeof VALS[0])
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 
-char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
-                          int *gold) {
+/* Keys for a training stream: a window of it holds several sequences, and a key
+ * that came back from the sequence before with another value would make "the
+ * token after the earlier occurrence of this key" ambiguous. So each key is
+ * drawn among the quarter of the keys that went unused longest (last[k]: the
+ * clock at k's last use), which puts at least 3/4 of NKEYS key draws (some 170
+ * tokens; 99% of reuses are over 128 tokens apart) between two uses of a key. */
+#define RECENT_POOL (NKEYS / 4)
+static size_t stale_key(uint64_t *rng, const uint64_t *last, const size_t *taken, size_t ntaken) {
+  size_t pool[NKEYS], np = 0;
+  for (size_t k = 0; k < NKEYS; k++) {
+    int used = 0;
+    for (size_t j = 0; j < ntaken; j++) used |= taken[j] == k;
+    if (!used) pool[np++] = k;
+  }
+  for (size_t i = 1; i < np; i++) /* oldest first; ties keep key order */
+    for (size_t j = i; j > 0 && last[pool[j]] < last[pool[j - 1]]; j--) {
+      size_t t = pool[j];
+      pool[j] = pool[j - 1];
+      pool[j - 1] = t;
+    }
+  return pool[rnd(rng, np < RECENT_POOL ? np : RECENT_POOL)];
+}
+
+static char *recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
+                             int *gold, uint64_t *last, uint64_t *clock) {
   if (npairs < 1 || npairs > NKEYS || npairs > NVALS || npairs > 100) return NULL;
   size_t key[100], val[100];
   for (size_t i = 0; i < npairs; i++) { /* distinct keys and values */
     int dup;
-    do {
-      key[i] = rnd(rng, NKEYS);
-      dup = 0;
-      for (size_t k = 0; k < i; k++) dup |= key[k] == key[i];
-    } while (dup);
+    if (last) {
+      key[i] = stale_key(rng, last, key, i);
+      last[key[i]] = ++*clock;
+    } else
+      do {
+        key[i] = rnd(rng, NKEYS);
+        dup = 0;
+        for (size_t k = 0; k < i; k++) dup |= key[k] == key[i];
+      } while (dup);
     do {
       val[i] = rnd(rng, NVALS);
       dup = 0;
@@ -220,6 +247,11 @@ char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char *
   }
   if (gold) *gold = (int)q;
   return s;
+}
+
+char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
+                          int *gold) {
+  return recall_sequence(rng, npairs, with_answers, choices, gold, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ word counts */
@@ -534,27 +566,28 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
      * answer, and a model trained there first learns that position instead of
      * matching the key. */
     size_t lo = 2, hi = o.recall_pairs * 2 > NKEYS ? NKEYS : o.recall_pairs * 2;
-    char **seq = calloc(o.recall_train, sizeof *seq);
-    unsigned char *npairs = malloc(o.recall_train);
-    if (!seq || !npairs) st = DTR_ERR_OOM;
-    for (size_t i = 0; i < o.recall_train && st == DTR_OK; i++) {
+    size_t count[NKEYS + 1] = {0};
+    for (size_t i = 0; i < o.recall_train; i++) {
       /* Varying lengths so the skill does not hinge on one pair count; half
        * the sequences have 2 to 4 pairs, where the copy is found first. */
       size_t top = rnd(&r2, 2) ? hi : (hi + 7) / 8 + 2;
-      npairs[i] = (unsigned char)(lo + rnd(&r2, top - lo + 1));
-      if (!(seq[i] = dtr_recall_sequence(&r2, npairs[i], 1, NULL, NULL))) st = DTR_ERR_OOM;
+      count[lo + rnd(&r2, top - lo + 1)]++;
     }
-    /* Written easiest first (by pair count, then as drawn), so a training
-     * curriculum can start on a prefix of the file (data.recall_curriculum). */
+    /* Written easiest first (by pair count), so a training curriculum can start
+     * on a prefix of the file (data.recall_curriculum); drawn in that order so
+     * that neighbours do not share keys (stale_key). */
+    uint64_t last[NKEYS] = {0}, clock = 0;
     for (size_t c = lo; c <= hi && st == DTR_OK; c++)
-      for (size_t i = 0; i < o.recall_train; i++)
-        if (npairs[i] == c) {
-          fputs(seq[i], f);
-          fputs("\n" DTR_CORPUS_EOT "\n", f);
+      for (size_t i = 0; i < count[c] && st == DTR_OK; i++) {
+        char *q = recall_sequence(&r2, c, 1, NULL, NULL, last, &clock);
+        if (!q) {
+          st = DTR_ERR_OOM;
+          break;
         }
-    for (size_t i = 0; seq && i < o.recall_train; i++) free(seq[i]);
-    free(seq);
-    free(npairs);
+        fputs(q, f);
+        fputs("\n" DTR_CORPUS_EOT "\n", f);
+        free(q);
+      }
     if (fclose(f) != 0 && st == DTR_OK) st = DTR_ERR_IO;
   }
   if (st != DTR_OK) {
