@@ -90,7 +90,7 @@ static void test_make(void) {
   st = dtr_corpus_read_docs(path, &docs, &nd, err, sizeof err);
   th_expect(st == DTR_OK && nd == 200, "recall_train.txt: 200 sequences (%zu)", st == DTR_OK ? nd : 0);
   bad = 0;
-  int unordered = 0;
+  int unordered = 0, shared = 0;
   size_t last_answers = 0;
   for (size_t i = 0; st == DTR_OK && i < nd; i++) {
     char *q = strstr(docs[i], " query:");
@@ -108,6 +108,20 @@ static void test_make(void) {
       char nx = hit ? hit[strlen(pat)] : 0;
       if (!hit || (nx != ' ' && nx != 0)) bad++;
     }
+    /* neighbours share no key: " key " of this sequence's pairs is not in the
+     * pairs of the one before (the keys sit at odd word positions) */
+    char *pc = strdup(copy + 7), *ks = NULL;
+    int w = 0;
+    for (k = strtok_r(pc, " ", &ks); k && i > 0; k = strtok_r(NULL, " ", &ks), w++) {
+      if (w % 2) continue;
+      char *prev = strdup(docs[i - 1] + 7), *ps = NULL, *pk;
+      *strstr(prev, " query:") = 0;
+      int pw = 0;
+      for (pk = strtok_r(prev, " ", &ps); pk; pk = strtok_r(NULL, " ", &ps), pw++)
+        if (pw % 2 == 0 && !strcmp(pk, k)) shared++;
+      free(prev);
+    }
+    free(pc);
     free(copy);
     if (answers < 1) bad++;
     if (answers < last_answers) unordered++; /* written easiest first */
@@ -116,6 +130,8 @@ static void test_make(void) {
   th_expect(unordered == 0, "recall_train: sequences ordered by pair count (%d out of order)",
             unordered);
   th_expect(bad == 0, "recall_train: every answered key has its value (%d bad)", bad);
+  th_expect(shared == 0, "recall_train: no key of a sequence is in the one before (%d are)",
+            shared);
   if (st == DTR_OK) dtr_corpus_docs_free(docs, nd);
   /* cloze */
   snprintf(path, sizeof path, "%s/cloze.jsonl", out);
