@@ -26,7 +26,18 @@ typedef struct dtr_lin_desc {
   uint32_t chunk; /* chunk size, 0 = default (64) */
   uint32_t state_f16; /* decode ops: the state is packed fp16, two halves a word
                          (dtr_op_pack_f16), half the bytes; the math stays fp32.
-                         The chunked ops ignore it (their states are fp32). */
+                         The chunked ops keep fp32 states; their fp16 storage is
+                         io_f16's. */
+  uint32_t io_f16;    /* chunked ops (GLA and GDN, forward and backward): q, k and
+                         v are packed fp16, two halves a word as dtr_op_pack_f16
+                         writes them (element 2i in the low half of word i), so
+                         their views need only half the bytes: half the
+                         activation memory a block keeps for its backward. Every
+                         device has it (storage-buffer kernels unpack the words;
+                         texel kernels read RGBA16F views where the device binds
+                         them, else the storage kernels run). Gates, states,
+                         outputs and gradients stay fp32, and so does the math.
+                         The decode ops ignore it. */
 } dtr_lin_desc;
 
 /* Scratch a backward needs (bytes), given the sequences' total length; the caller

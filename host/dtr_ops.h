@@ -152,6 +152,17 @@ void dtr_grid_1d(uint32_t n, uint32_t wg, uint32_t groups[3]);
  * its buffer) holds fewer than bytes bytes. */
 dtr_status dtr_check_view(dtr_ctx *ctx, const char *op, const char *arg, dtr_view v,
                           size_t bytes);
+/* Inputs an op reads as fp32, or (f16) as halves packed two a word the way
+ * dtr_op_pack_f16 writes them: the bytes n values take; dtr_check_view of a
+ * view of n such values (the message names the packed layout); the first n
+ * values of v as a texel binding (RGBA32F, or RGBA16F when f16); and the kernel
+ * to run, base or, when f16, its variant base_h16 (a "//! variant h16" line in
+ * its shader) written into buf (len bytes). */
+size_t dtr_io_bytes(size_t n, int f16);
+dtr_status dtr_check_io_view(dtr_ctx *ctx, const char *op, const char *arg, dtr_view v,
+                             size_t n, int f16);
+dtr_arg dtr_tex_arg(dtr_view v, size_t n, int f16);
+const char *dtr_kernel_h16(char *buf, size_t len, const char *base, int f16);
 
 /* ---- AdamW (decoupled weight decay), one tensor of n ----------------------
  * If gnorm2 is present it holds the global sum of squared gradients and the

@@ -1,5 +1,8 @@
-/* ops_common.c — what every op wrapper shares: the 1D grid, view checks, and
- * axpy, the smallest op (also the runtime's barrier and specialization test). */
+/* ops_common.c — what every op wrapper shares: the 1D grid, view checks, the
+ * fp16-input helpers, and axpy, the smallest op (also the runtime's barrier and
+ * specialization test). */
+#include <stdio.h>
+
 #include "dtr_ops.h"
 #include "dtr_push.h"
 
@@ -29,6 +32,26 @@ dtr_status dtr_check_view(dtr_ctx *ctx, const char *op, const char *arg, dtr_vie
                              "%s: %s holds %zu bytes but the shape needs %zu", op, arg, have,
                              bytes);
   return DTR_OK;
+}
+
+size_t dtr_io_bytes(size_t n, int f16) { return f16 ? (n + 1) / 2 * 4 : n * 4; }
+
+dtr_status dtr_check_io_view(dtr_ctx *ctx, const char *op, const char *arg, dtr_view v,
+                             size_t n, int f16) {
+  char name[64];
+  snprintf(name, sizeof name, "%s%s", arg, f16 ? " (packed fp16)" : "");
+  return dtr_check_view(ctx, op, name, v, dtr_io_bytes(n, f16));
+}
+
+dtr_arg dtr_tex_arg(dtr_view v, size_t n, int f16) {
+  dtr_view t = {v.buf, v.offset, dtr_io_bytes(n, f16)};
+  return f16 ? DTR_TEX16(t) : DTR_TEX(t);
+}
+
+const char *dtr_kernel_h16(char *buf, size_t len, const char *base, int f16) {
+  if (!f16) return base;
+  snprintf(buf, len, "%s_h16", base);
+  return buf;
 }
 
 dtr_status dtr_op_axpy(dtr_ctx *ctx, dtr_view y, dtr_view x, float a, uint32_t n) {

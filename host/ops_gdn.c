@@ -17,7 +17,11 @@
  * fill the same workspace. The recurrent forward has a texel twin too
  * (gdn_recurrent_fwd_tex, four value columns per invocation). DTR_GDN_TEXEL=0/1
  * forces the choice (the tests run both); the texel path is only taken where the
- * shapes and views allow it. */
+ * shapes and views allow it.
+ *
+ * With desc->io_f16 the chunked ops read q, k, v as packed fp16: the storage
+ * kernels' h16 variants (shaders/qkv_load.glsl), or RGBA16F texel views for the
+ * *_tex kernels where the device binds them (else the storage kernels run). */
 #include "dtr_linear.h"
 #include "dtr_push.h"
 
@@ -63,15 +67,19 @@ static dtr_status check_desc(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d
   return DTR_OK;
 }
 
-/* q, k (Ttot, H, K); v (Ttot, H, V); g, beta (Ttot, H); offsets (B+1). */
+/* q, k (Ttot, H, K); v (Ttot, H, V) (packed fp16 with d->io_f16); g, beta
+ * (Ttot, H); offsets (B+1). */
 static dtr_status check_inputs(dtr_ctx *ctx, const char *op, dtr_view q, dtr_view k,
                                dtr_view v, dtr_view g, dtr_view beta, dtr_view offsets,
                                const dtr_lin_desc *d) {
-  size_t tk = (size_t)d->Ttot * d->H * d->K * 4, tv = (size_t)d->Ttot * d->H * d->V * 4;
+  size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
   size_t th = (size_t)d->Ttot * d->H * 4;
+  int h = d->io_f16 != 0;
   dtr_status st;
-  if ((st = dtr_check_view(ctx, op, "q", q, tk)) || (st = dtr_check_view(ctx, op, "k", k, tk)) ||
-      (st = dtr_check_view(ctx, op, "v", v, tv)) || (st = dtr_check_view(ctx, op, "g", g, th)) ||
+  if ((st = dtr_check_io_view(ctx, op, "q", q, tk, h)) ||
+      (st = dtr_check_io_view(ctx, op, "k", k, tk, h)) ||
+      (st = dtr_check_io_view(ctx, op, "v", v, tv, h)) ||
+      (st = dtr_check_view(ctx, op, "g", g, th)) ||
       (st = dtr_check_view(ctx, op, "beta", beta, th)) ||
       (st = dtr_check_view(ctx, op, "offsets", offsets, (size_t)(d->B + 1) * 4)))
     return st;
@@ -94,6 +102,7 @@ static dtr_pc_gdn_chunk chunk_pc(const dtr_lin_desc *d, uint32_t C, int has_in, 
   return pc;
 }
 
+/* A storage-buffer forward: kernel (its h16 variant with d->io_f16) writing out0. */
 static dtr_status fwd_dispatch(dtr_ctx *ctx, const char *kernel, dtr_arg out0, dtr_view state_out,
                                dtr_view q, dtr_view k, dtr_view v, dtr_view g, dtr_view beta,
                                dtr_view state_in, dtr_view offsets, const dtr_lin_desc *d,
@@ -106,9 +115,10 @@ static dtr_status fwd_dispatch(dtr_ctx *ctx, const char *kernel, dtr_arg out0, d
                      DTR_IN(v), DTR_IN(g), DTR_IN(beta), DTR_IN(has_in ? state_in : q),
                      DTR_IN(offsets)};
   uint32_t wg = gdn_cols(C), spec[3] = {wg, C, d->K};
-  dtr_dispatch_desc dd = {.kernel = kernel, .spec = spec, .nspec = 3, .args = args,
-                          .nargs = 9, .push = &pc, .push_size = sizeof pc,
-                          .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
+  char kname[64];
+  dtr_dispatch_desc dd = {.kernel = dtr_kernel_h16(kname, sizeof kname, kernel, d->io_f16 != 0),
+                          .spec = spec, .nspec = 3, .args = args, .nargs = 9, .push = &pc,
+                          .push_size = sizeof pc, .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
   return dtr_dispatch(ctx, &dd);
 }
 
@@ -117,15 +127,17 @@ static dtr_status fwd_dispatch(dtr_ctx *ctx, const char *kernel, dtr_arg out0, d
 /* True when the *_tex kernels should run: DTR_GDN_TEXEL=0/1 if set, else on CPU
  * devices; and only where they apply: K and V multiples of 4 (rows and workspace
  * offsets are whole texels), K <= 128 (the token-walking kernels keep a state
- * column in registers through unrolled K/4-trip loops), and each of the count
- * views (of n[i] floats) at the texel offset alignment and within the device's
- * texel-buffer limit. */
+ * column in registers through unrolled K/4-trip loops), fp16 q, k, v only where
+ * the device binds RGBA16F texel views, and each of the count views (of n[i]
+ * values) at the texel offset alignment and within the device's texel-buffer
+ * limit. */
 static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
                      int count) {
   const dtr_device_info *di = dtr_ctx_device(ctx);
   const char *e = getenv("DTR_GDN_TEXEL");
   int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
   if (!want || d->K % 4 || d->V % 4 || d->K > 128) return 0;
+  if (d->io_f16 && !di->texel_f16) return 0;
   if (!d->Ttot) return 0; /* an empty view of size 0 would bind "to the end" */
   uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
   for (int i = 0; i < count; i++)
@@ -146,9 +158,10 @@ static dtr_status fwd_texel(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dtr_vi
   int has_in = dtr_view_present(state_in), has_out = dtr_view_present(state_out);
   dtr_pc_gdn_chunk pc = chunk_pc(d, C, has_in, has_out);
   size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
+  int h16 = d->io_f16 != 0;
   dtr_arg args[9] = {DTR_OUT(o), has_out ? DTR_OUT(state_out) : DTR_IN(offsets),
-                     DTR_TEX(tex_view(q, tk)), DTR_TEX(tex_view(k, tk)),
-                     DTR_TEX(tex_view(v, tv)), DTR_IN(g), DTR_IN(beta),
+                     dtr_tex_arg(q, tk, h16), dtr_tex_arg(k, tk, h16),
+                     dtr_tex_arg(v, tv, h16), DTR_IN(g), DTR_IN(beta),
                      DTR_IN(has_in ? state_in : offsets), DTR_IN(offsets)};
   const dtr_device_info *di = dtr_ctx_device(ctx);
   uint32_t wg = di->subgroup_size ? di->subgroup_size : 8, spec[3] = {wg, C, d->K};
@@ -205,8 +218,9 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
                             dtr_view workspace, const dtr_lin_desc *d) {
   uint32_t C = gdn_chunk(d);
   size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
-  dtr_arg q_t = DTR_TEX(tex_view(q, tk)), k_t = DTR_TEX(tex_view(k, tk));
-  dtr_arg v_t = DTR_TEX(tex_view(v, tv)), do_t = DTR_TEX(tex_view(dout, tv));
+  int h16 = d->io_f16 != 0;
+  dtr_arg q_t = dtr_tex_arg(q, tk, h16), k_t = dtr_tex_arg(k, tk, h16);
+  dtr_arg v_t = dtr_tex_arg(v, tv, h16), do_t = DTR_TEX(tex_view(dout, tv));
   /* One invocation per value column, one subgroup per workgroup (the kernels
    * share nothing between lanes, so small workgroups only spread the load). */
   const dtr_device_info *di = dtr_ctx_device(ctx);
@@ -287,6 +301,8 @@ dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
     return bwd_texel(ctx, dq, dk, dv, dg, dbeta, dstate_in, dout, dstate_out, q, k, v, g, beta,
                      state_in, offsets, workspace, d);
   uint32_t C = gdn_chunk(d);
+  int h16 = d->io_f16 != 0;
+  char kname[64];
 
   /* 1. checkpoints S_n and Vn. */
   if ((st = fwd_dispatch(ctx, "gdn_chunk_fwd_save", DTR_OUT(workspace), DTR_NONE, q, k, v, g,
@@ -301,7 +317,8 @@ dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
                     DTR_IN(has_dso ? dstate_out : q), DTR_IN(q), DTR_IN(k), DTR_IN(g),
                     DTR_IN(beta), DTR_IN(offsets)};
   uint32_t wg = gdn_cols(C), spec2[3] = {wg, C, d->K};
-  dtr_dispatch_desc d2 = {.kernel = "gdn_chunk_bwd_dv", .spec = spec2, .nspec = 3, .args = a2,
+  dtr_dispatch_desc d2 = {.kernel = dtr_kernel_h16(kname, sizeof kname, "gdn_chunk_bwd_dv", h16),
+                          .spec = spec2, .nspec = 3, .args = a2,
                           .nargs = 10, .push = &pc, .push_size = sizeof pc,
                           .groups = {(d->V + wg - 1) / wg, d->H, d->B}};
   if ((st = dtr_dispatch(ctx, &d2))) return st;
@@ -311,7 +328,8 @@ dtr_status dtr_op_gdn_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
                     DTR_IN(workspace), DTR_IN(dout), DTR_IN(q), DTR_IN(k),
                     DTR_IN(v), DTR_IN(g), DTR_IN(beta), DTR_IN(offsets)};
   uint32_t spec[4] = {GDN_WG, C, d->K, d->V};
-  dtr_dispatch_desc d3 = {.kernel = "gdn_chunk_bwd_dqk", .spec = spec, .nspec = 4, .args = a3,
+  dtr_dispatch_desc d3 = {.kernel = dtr_kernel_h16(kname, sizeof kname, "gdn_chunk_bwd_dqk", h16),
+                          .spec = spec, .nspec = 4, .args = a3,
                           .nargs = 12, .push = &pc, .push_size = sizeof pc,
                           .groups = {pc.nslots, d->H, 1}};
   return dtr_dispatch(ctx, &d3);

@@ -3,7 +3,9 @@
  * gradient), the one-token decode step and the log-sigmoid gate. The math and
  * the kernels' derivations are in shaders/gla_*.comp; the contract in
  * host/dtr_linear.h. On CPU devices the chunked forward and backward run on
- * texel-buffer twins (shaders/gla_chunk_*_tex.comp; see use_texel below). */
+ * texel-buffer twins (shaders/gla_chunk_*_tex.comp; see use_texel below).
+ * With desc->io_f16 the chunked ops read q, k, v as packed fp16: the storage
+ * kernels' h16 variants, or RGBA16F texel views for the twins. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -59,15 +61,18 @@ static dtr_status check_desc(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d
   return DTR_OK;
 }
 
-/* Checks the packed tensors every chunked op shares. */
+/* Checks the packed tensors every chunked op shares (q, k, v in fp16 halves
+ * with d->io_f16). */
 static dtr_status check_seq(dtr_ctx *ctx, const char *op, const dtr_lin_desc *d,
                             dtr_view q, dtr_view k, dtr_view v, dtr_view gk,
                             dtr_view offsets) {
-  size_t nk = (size_t)d->Ttot * d->H * d->K * 4, nv = (size_t)d->Ttot * d->H * d->V * 4;
+  size_t nk = (size_t)d->Ttot * d->H * d->K, nv = (size_t)d->Ttot * d->H * d->V;
+  int h = d->io_f16 != 0;
   dtr_status st;
-  if ((st = dtr_check_view(ctx, op, "q", q, nk)) || (st = dtr_check_view(ctx, op, "k", k, nk)) ||
-      (st = dtr_check_view(ctx, op, "v", v, nv)) ||
-      (st = dtr_check_view(ctx, op, "gk", gk, nk)) ||
+  if ((st = dtr_check_io_view(ctx, op, "q", q, nk, h)) ||
+      (st = dtr_check_io_view(ctx, op, "k", k, nk, h)) ||
+      (st = dtr_check_io_view(ctx, op, "v", v, nv, h)) ||
+      (st = dtr_check_view(ctx, op, "gk", gk, nk * 4)) ||
       (st = dtr_check_view(ctx, op, "offsets", offsets, ((size_t)d->B + 1) * 4)))
     return st;
   return DTR_OK;
@@ -89,15 +94,16 @@ static dtr_status check_opt(dtr_ctx *ctx, const char *op, const char *arg, dtr_v
  * in registers and walk the sequence token by token, with no shared memory and
  * no barrier. DTR_GLA_TEXEL=0/1 forces the choice (the tests run both); the texel
  * path is only taken where it applies: K <= 128 (unrolled K/4-trip loops hold
- * the state in registers), a non-empty input, and every texel view (count of
- * them, n[i] floats each) at the texel offset alignment and within the device's
+ * the state in registers), a non-empty input, fp16 q, k, v only where the
+ * device binds RGBA16F texel views, and every texel view (count of them, n[i]
+ * values each) at the texel offset alignment and within the device's
  * texel-buffer limit. K and V are multiples of 4 already (check_desc). */
 static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, const size_t *n,
                      int count) {
   const dtr_device_info *di = dtr_ctx_device(ctx);
   const char *e = getenv("DTR_GLA_TEXEL");
   int want = e && *e ? *e != '0' : di->type == DTR_DEVICE_CPU;
-  if (!want || d->K > 128 || !d->Ttot) return 0;
+  if (!want || d->K > 128 || !d->Ttot || (d->io_f16 && !di->texel_f16)) return 0;
   uint32_t align = di->min_texel_offset_align ? di->min_texel_offset_align : 1;
   for (int i = 0; i < count; i++)
     if (v[i].offset % align || n[i] / 4 > di->max_texel_buffer_elements) return 0;
@@ -153,6 +159,8 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                              "carried between them through state_out: pass one", op,
                              d->Ttot, nwin);
   size_t nk = (size_t)d->Ttot * d->H * d->K, nv = (size_t)d->Ttot * d->H * d->V;
+  int h16 = d->io_f16 != 0;
+  char kname[64];
   dtr_view tvw[4] = {q, k, v, gk};
   size_t tn[4] = {nk, nk, nv, nk};
   if (use_texel(ctx, d, tvw, tn, 4)) {
@@ -169,8 +177,8 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
       if (dtr_view_present(state_out)) pc.flags |= DTR_GLA_STATE_OUT;
       dtr_arg args[8] = {DTR_OUT(o),
                          dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(offsets),
-                         DTR_TEX(tex_view(q, nk)), DTR_TEX(tex_view(k, nk)),
-                         DTR_TEX(tex_view(v, nv)), DTR_TEX(tex_view(gk, nk)),
+                         dtr_tex_arg(q, nk, h16), dtr_tex_arg(k, nk, h16),
+                         dtr_tex_arg(v, nv, h16), DTR_TEX(tex_view(gk, nk)),
                          DTR_IN(dtr_view_present(sin) ? sin : offsets), DTR_IN(offsets)};
       dtr_dispatch_desc dd = {.kernel = "gla_chunk_fwd_tex", .spec = spec, .nspec = 4,
                               .args = args, .nargs = 8, .push = &pc, .push_size = sizeof pc,
@@ -192,7 +200,8 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                        dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(q),
                        DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk),
                        DTR_IN(dtr_view_present(sin) ? sin : q), DTR_IN(offsets)};
-    if ((st = run(ctx, "gla_chunk_fwd", spec, 4, args, 8, &pc, sizeof pc, d->H, d->B)))
+    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_fwd", h16), spec, 4, args,
+                  8, &pc, sizeof pc, d->H, d->B)))
       return st;
   }
   return DTR_OK;
@@ -233,31 +242,34 @@ static dtr_view sub(dtr_view w, size_t off, size_t size) {
 }
 
 /* Step 4 of the backward, shared by both paths: dgk, the reverse cumulative sum
- * of q dq - k dk plus the final-state term. */
+ * of q dq - k dk plus the final-state term (q, k packed fp16 when h16). */
 static dtr_status bwd_dgk(dtr_ctx *ctx, dtr_view dgk, dtr_view q, dtr_view k, dtr_view dq,
                           dtr_view dk, dtr_view dstate_out, dtr_view wsS, dtr_view offsets,
-                          const dtr_pc_gla_chunk *pc, uint32_t C) {
+                          const dtr_pc_gla_chunk *pc, uint32_t C, int h16) {
   dtr_arg a4[8] = {DTR_OUT(dgk), DTR_IN(q), DTR_IN(k), DTR_IN(dq), DTR_IN(dk),
                    DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(wsS),
                    DTR_IN(offsets)};
   uint32_t spec4[4] = {pc->nk4, C, 4 * pc->nk4, 4 * pc->nv4};
-  return run(ctx, "gla_chunk_bwd_dgk", spec4, 4, a4, 8, pc, sizeof *pc, pc->H, pc->B);
+  char kname[64];
+  return run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd_dgk", h16), spec4, 4, a4, 8,
+             pc, sizeof *pc, pc->H, pc->B);
 }
 
 /* The backward on the *_tex twins (arguments already checked; pc as the storage
- * path builds it): a prep pass (b and the split exponentials q e^{b}, k e^{-b}),
- * the states and dS token by token in windows of their own, the per-chunk
- * gradients reading texels, then the shared dgk step. */
+ * path builds it; q, k, v RGBA16F views when h16): a prep pass (b and the split
+ * exponentials q e^{b}, k e^{-b}), the states and dS token by token in windows
+ * of their own, the per-chunk gradients reading texels, then the shared dgk
+ * step. */
 static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_view dstate_out,
                             dtr_view q, dtr_view k, dtr_view v, dtr_view gk, dtr_view dout,
                             dtr_view state_in, dtr_view offsets, dtr_view wsS, dtr_view wsD,
                             dtr_view wsB, dtr_view wsQ, dtr_view wsK, dtr_view dq,
                             dtr_view dk, dtr_view dv,
-                            const dtr_pc_gla_chunk *pc0, uint32_t C) {
+                            const dtr_pc_gla_chunk *pc0, uint32_t C, int h16) {
   const uint32_t K = 4 * pc0->nk4, V = 4 * pc0->nv4, B = pc0->B, H = pc0->H;
   size_t nk = (size_t)pc0->Ttot * H * K, nv = (size_t)pc0->Ttot * H * V;
-  dtr_arg q_t = DTR_TEX(tex_view(q, nk)), k_t = DTR_TEX(tex_view(k, nk));
-  dtr_arg v_t = DTR_TEX(tex_view(v, nv)), g_t = DTR_TEX(tex_view(gk, nk));
+  dtr_arg q_t = dtr_tex_arg(q, nk, h16), k_t = dtr_tex_arg(k, nk, h16);
+  dtr_arg v_t = dtr_tex_arg(v, nv, h16), g_t = DTR_TEX(tex_view(gk, nk));
   dtr_arg do_t = DTR_TEX(tex_view(dout, nv)), b_t = DTR_TEX(tex_view(wsB, nk));
   dtr_arg qe_t = DTR_TEX(tex_view(wsQ, nk)), ke_t = DTR_TEX(tex_view(wsK, nk));
   uint32_t wg = tex_wg(ctx), gx = (V / 4 + wg - 1) / wg, spec[4] = {wg, C, K, V};
@@ -310,7 +322,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_
   if ((st = run(ctx, "gla_chunk_bwd_tex", spec3, 3, a3, 13, pc0, sizeof *pc0,
                 pc0->Ttot / C + B, H)))
     return st;
-  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, pc0, C);
+  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, pc0, C, h16);
 }
 
 dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
@@ -352,9 +364,11 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
   dtr_view tvw[10] = {q, k, v, gk, dout, wsS, wsD, wsB, wsQ, wsK};
   size_t tn[10] = {nk / 4,       nk / 4,       nv / 4, nk / 4, nv / 4,
                    w.s_size / 4, w.d_size / 4, nk / 4, nk / 4, nk / 4};
+  int h16 = d->io_f16 != 0;
   if (use_texel(ctx, d, tvw, tn, 10))
     return bwd_texel(ctx, dgk, dstate_in, dstate_out, q, k, v, gk, dout, state_in, offsets, wsS,
-                     wsD, wsB, wsQ, wsK, dq, dk, dv, &pc, C);
+                     wsD, wsB, wsQ, wsK, dq, dk, dv, &pc, C, h16);
+  char kname[64];
   uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
   uint32_t maxch = (d->Ttot + C - 1) / C, wch = window_chunks(d, C);
   uint32_t nwin = maxch > wch ? (maxch + wch - 1) / wch : 1;
@@ -367,7 +381,8 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
     p1.n_begin = w * wch;
     p1.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
     if (w) p1.flags |= DTR_GLA_CARRY;
-    if ((st = run(ctx, "gla_chunk_states", spec, 4, a1, 7, &p1, sizeof p1, d->H, d->B)))
+    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_states", h16), spec, 4,
+                  a1, 7, &p1, sizeof p1, d->H, d->B)))
       return st;
   }
   /* 2. dS backwards over chunks, the last window first; dS_0 is dstate_in */
@@ -380,18 +395,19 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
     p2.n_begin = w * wch;
     p2.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
     if (w + 1 < nwin) p2.flags |= DTR_GLA_CARRY;
-    if ((st = run(ctx, "gla_chunk_bwd_dh", spec, 4, a2, 7, &p2, sizeof p2, d->H, d->B)))
+    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd_dh", h16), spec, 4,
+                  a2, 7, &p2, sizeof p2, d->H, d->B)))
       return st;
   }
   /* 3. dq, dk, dv per chunk, all chunks at once */
   dtr_arg a3[11] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dv), DTR_IN(q), DTR_IN(k), DTR_IN(v),
                     DTR_IN(dout), DTR_IN(wsB), DTR_IN(wsS), DTR_IN(wsD), DTR_IN(offsets)};
   uint32_t spec3[3] = {C, d->K, d->V};
-  if ((st = run(ctx, "gla_chunk_bwd", spec3, 3, a3, 11, &pc, sizeof pc, d->Ttot / C + d->B,
-                d->H)))
+  if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd", h16), spec3, 3, a3,
+                11, &pc, sizeof pc, d->Ttot / C + d->B, d->H)))
     return st;
   /* 4. dgk: reverse cumulative sum of q dq - k dk plus the final-state term */
-  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, &pc, C);
+  return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, &pc, C, h16);
 }
 
 dtr_status dtr_op_gla_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view q,

@@ -170,6 +170,11 @@ static void query_device(VkPhysicalDevice pd, uint32_t index, dtr_device_info *i
   info->max_push_constants = L->maxPushConstantsSize;
   info->max_texel_buffer_elements = L->maxTexelBufferElements;
   info->min_texel_offset_align = (uint32_t)L->minTexelBufferOffsetAlignment;
+  /* RGBA16F texel views, checked rather than assumed: ops that would read fp16
+   * inputs through them fall back to storage buffers where the bit is missing. */
+  VkFormatProperties fp16 = {0};
+  vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R16G16B16A16_SFLOAT, &fp16);
+  info->texel_f16 = !!(fp16.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT);
   info->timestamps = L->timestampComputeAndGraphics;
   info->timestamp_period_ns = L->timestampPeriod;
 

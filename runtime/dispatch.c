@@ -288,17 +288,22 @@ static dtr_status check_args(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
                                "not a multiple of the device's storage alignment %u",
                                d->kernel, i, v->offset, ctx->info.min_storage_offset_align);
     if (d->args[i].texel) {
+      size_t ts = d->args[i].texel == DTR_TEXEL_F16 ? 8 : 16; /* bytes per texel */
+      if (d->args[i].texel == DTR_TEXEL_F16 && !ctx->info.texel_f16)
+        return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED, "kernel '%s': texel binding %u is "
+                                 "RGBA16F, which device '%s' cannot bind as a uniform texel "
+                                 "buffer", d->kernel, i, ctx->info.name);
       if (d->args[i].write || (v->offset % (ctx->info.min_texel_offset_align
                                                 ? ctx->info.min_texel_offset_align : 1)) ||
-          (range % 16))
+          (range % ts))
         return dtr_ctx_set_error(ctx, DTR_ERR_INVALID, "kernel '%s': texel binding %u must be "
-                                 "read-only, offset %zu a multiple of %u, size %zu of 16",
+                                 "read-only, offset %zu a multiple of %u, size %zu of %zu",
                                  d->kernel, i, v->offset, ctx->info.min_texel_offset_align,
-                                 range);
-      if (range / 16 > ctx->info.max_texel_buffer_elements)
+                                 range, ts);
+      if (range / ts > ctx->info.max_texel_buffer_elements)
         return dtr_ctx_set_error(ctx, DTR_ERR_UNSUPPORTED, "kernel '%s': texel binding %u has "
                                  "%zu texels, more than device '%s' allows (%u)", d->kernel, i,
-                                 range / 16, ctx->info.name, ctx->info.max_texel_buffer_elements);
+                                 range / ts, ctx->info.name, ctx->info.max_texel_buffer_elements);
       continue;
     }
     if (range > ctx->info.max_storage_buffer_range)
@@ -357,7 +362,9 @@ dtr_status dtr_dispatch(dtr_ctx *ctx, const dtr_dispatch_desc *d) {
         }
         VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                       .buffer = v->buf->buffer,
-                                      .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+                                      .format = d->args[i].texel == DTR_TEXEL_F16
+                                                    ? VK_FORMAT_R16G16B16A16_SFLOAT
+                                                    : VK_FORMAT_R32G32B32A32_SFLOAT,
                                       .offset = v->offset,
                                       .range = v->size ? v->size : VK_WHOLE_SIZE};
         VK_TRY(ctx, vkCreateBufferView(ctx->device, &vci, NULL, &bv[i]));

@@ -59,6 +59,7 @@ typedef struct dtr_device_info {
   uint32_t min_storage_offset_align;
   uint32_t max_texel_buffer_elements; /* texels one texel-buffer binding can see */
   uint32_t min_texel_offset_align;
+  int texel_f16; /* RGBA16F uniform texel buffers (VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) */
   uint32_t max_push_constants;
   int fp16_storage, fp16_arith, int8_storage, int8_arith;
   int coopmat; /* VK_KHR_cooperative_matrix present */
@@ -134,17 +135,27 @@ typedef struct dtr_view {
 } dtr_view;
 static inline dtr_view dtr_whole(dtr_buf *b) { return (dtr_view){b, 0, 0}; }
 
+/* How a binding is seen: a storage buffer, or a read-only uniform texel buffer
+ * of vec4 texels. On devices whose storage loads are slow (lavapipe loads
+ * storage buffers lane by lane, texels with a vector gather) kernels read their
+ * big inputs as texels. The shader's samplerBuffer is the same for both texel
+ * formats: an RGBA16F view converts fp16 halves packed two a word (as
+ * dtr_op_pack_f16 writes them) to vec4 on the fetch. */
+typedef enum dtr_texel {
+  DTR_TEXEL_NONE = 0, /* a storage buffer */
+  DTR_TEXEL_F32 = 1,  /* RGBA32F texels, 16 bytes each */
+  DTR_TEXEL_F16 = 2,  /* RGBA16F texels, 8 bytes each; needs dtr_device_info.texel_f16 */
+} dtr_texel;
+
 typedef struct dtr_arg {
   dtr_view v;
   int write; /* the kernel writes this binding */
-  int texel; /* bound as a read-only uniform texel buffer of vec4 (RGBA32F) texels
-              * instead of a storage buffer: on devices whose storage loads are
-              * slow (lavapipe loads storage buffers lane by lane, texels with a
-              * vector gather) kernels read their big inputs this way */
+  dtr_texel texel;
 } dtr_arg;
-#define DTR_IN(view) ((dtr_arg){(view), 0, 0})
-#define DTR_OUT(view) ((dtr_arg){(view), 1, 0})
-#define DTR_TEX(view) ((dtr_arg){(view), 0, 1})
+#define DTR_IN(view) ((dtr_arg){(view), 0, DTR_TEXEL_NONE})
+#define DTR_OUT(view) ((dtr_arg){(view), 1, DTR_TEXEL_NONE})
+#define DTR_TEX(view) ((dtr_arg){(view), 0, DTR_TEXEL_F32})
+#define DTR_TEX16(view) ((dtr_arg){(view), 0, DTR_TEXEL_F16})
 
 #define DTR_MAX_ARGS 16
 #define DTR_MAX_SPEC 16

@@ -15,10 +15,13 @@
 //            - sum_j>i (dA_ji A_ji + dP_ji P_ji)
 //            + [i last] <dS_{n+1}, S_{n+1}>   (every term of S_{n+1} carries e^{gam_C})
 // and dg is the in-chunk reverse cumulative sum of dgam (gam = cumsum g).
+// Variant h16: q, k and v are read as packed fp16 (qkv_load.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint C = 64;
@@ -32,9 +35,9 @@ layout(std430, binding = 2) writeonly buffer DG { float dg[]; };
 layout(std430, binding = 3) writeonly buffer DB { float dbeta[]; };
 layout(std430, binding = 4) readonly buffer WS { float ws[]; };
 layout(std430, binding = 5) readonly buffer DO { float dout[]; };
-layout(std430, binding = 6) readonly buffer Q { float q[]; };
-layout(std430, binding = 7) readonly buffer Kb { float k[]; };
-layout(std430, binding = 8) readonly buffer Vb { float v[]; };
+layout(std430, binding = 6) readonly buffer Q { QKV_FLOAT q[]; };
+layout(std430, binding = 7) readonly buffer Kb { QKV_FLOAT k[]; };
+layout(std430, binding = 8) readonly buffer Vb { QKV_FLOAT v[]; };
 layout(std430, binding = 9) readonly buffer G { float g[]; };
 layout(std430, binding = 10) readonly buffer Be { float beta_[]; };
 layout(std430, binding = 11) readonly buffer Off { int offsets[]; };
@@ -87,7 +90,7 @@ void main() {
     float drv = 0.0; // dR_i . v_i
     for (uint y = 0; y < p.V; y++) {
       float o_ = dout[rv + y], r_ = ws[p.ws_dr + rv + y], w_ = ws[p.ws_vn + rv + y];
-      drv += r_ * v[rv + y];
+      drv += r_ * QKV_LD(v, rv + y);
       [[unroll]] for (uint x = 0; x < KD; x++) {
         float sv = ws[oS + x * p.V + y];
         a1[x] += sv * o_;
@@ -98,8 +101,8 @@ void main() {
     float qa1 = 0.0, ka2 = 0.0, ka3 = 0.0;
     float fC = exp(gC - gi);
     [[unroll]] for (uint x = 0; x < KD; x++) {
-      ki[x] = k[rk + x];
-      qi[x] = q[rk + x];
+      ki[x] = QKV_LD(k, rk + x);
+      qi[x] = QKV_LD(q, rk + x);
       qa1 += qi[x] * a1[x];
       ka2 += ki[x] * a2[x];
       ka3 += ki[x] * a3[x];
@@ -118,10 +121,10 @@ void main() {
       uint jk = ((t0 + j) * p.H + h) * p.K, jv = ((t0 + j) * p.H + h) * p.V;
       float kk = 0.0, qkr = 0.0, qkc = 0.0;
       [[unroll]] for (uint x = 0; x < KD; x++) {
-        float kj = k[jk + x];
+        float kj = QKV_LD(k, jk + x);
         kk += ki[x] * kj;
         qkr += qi[x] * kj;
-        qkc += q[jk + x] * ki[x];
+        qkc += QKV_LD(q, jk + x) * ki[x];
       }
       float dPr = 0.0, dAr = 0.0, dPc = 0.0, dAc = 0.0;
       [[unroll]] for (uint y = 0; y < VD; y++) {
@@ -149,9 +152,9 @@ void main() {
         cqk = p.scale * dPr;
       }
       [[unroll]] for (uint x = 0; x < KD; x++) {
-        float kj = k[jk + x];
+        float kj = QKV_LD(k, jk + x);
         dqi[x] += cq * kj;
-        dki[x] += ck * kj + cqk * q[jk + x];
+        dki[x] += ck * kj + cqk * QKV_LD(q, jk + x);
       }
     }
     if (i == cn - 1u) {

@@ -9,10 +9,13 @@
 //   dS <- e^{gam_C} dS + scale (Q e^gam)^T dO - (K e^gam)^T (beta dR)
 // dS_{n+1} checkpoints and dR go to the workspace for pass 2 (gdn_chunk_bwd_dqk),
 // which needs whole rows across all columns.
+// Variant h16: q and k are read as packed fp16 (qkv_load.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint C = 64;
@@ -24,8 +27,8 @@ layout(std430, binding = 1) writeonly buffer WS { float ws[]; };
 layout(std430, binding = 2) writeonly buffer DSI { float dstate_in[]; };
 layout(std430, binding = 3) readonly buffer DO { float dout[]; };
 layout(std430, binding = 4) readonly buffer DSO { float dstate_out[]; };
-layout(std430, binding = 5) readonly buffer Q { float q[]; };
-layout(std430, binding = 6) readonly buffer Kb { float k[]; };
+layout(std430, binding = 5) readonly buffer Q { QKV_FLOAT q[]; };
+layout(std430, binding = 6) readonly buffer Kb { QKV_FLOAT k[]; };
 layout(std430, binding = 7) readonly buffer G { float g[]; };
 layout(std430, binding = 8) readonly buffer Be { float beta_[]; };
 layout(std430, binding = 9) readonly buffer Off { int offsets[]; };
@@ -61,7 +64,7 @@ void main() {
         uint i = cn - 1u - ii;
         uint ri = ((t0 + i) * p.H + h) * p.K;
         float a = 0.0;
-        [[unroll]] for (uint x = 0; x < KD; x++) a += k[ri + x] * dS[x];
+        [[unroll]] for (uint x = 0; x < KD; x++) a += QKV_LD(k, ri + x) * dS[x];
         float d = exp(gC - gam[i]) * a;
         [[unroll]] for (uint j = 0; j < C; j++)
           if (j >= i && j < cn) d += M[j * C + i] * dout[((t0 + j) * p.H + h) * p.V + c];
@@ -79,7 +82,7 @@ void main() {
         float e = exp(gam[i]);
         float wq = p.scale * e * dout[((t0 + i) * p.H + h) * p.V + c];
         float wk = e * bet[i] * VN[i * WG + lid];
-        [[unroll]] for (uint x = 0; x < KD; x++) dS[x] += q[ri + x] * wq - k[ri + x] * wk;
+        [[unroll]] for (uint x = 0; x < KD; x++) dS[x] += QKV_LD(q, ri + x) * wq - QKV_LD(k, ri + x) * wk;
       }
     }
   }

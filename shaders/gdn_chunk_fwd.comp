@@ -10,11 +10,15 @@
 //   S  = e^{gam_C} S + (K e^{gam_C - gam})^T Vn
 // Variant save: writes no output; instead the state checkpoints S_n (and the final
 // state) and Vn go to the backward's workspace.
+// Variants h16 and save_h16: q, k and v are read as packed fp16 (qkv_load.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
 //! variant save -DSAVE=1
+//! variant h16 -DDTR_QKV_F16=1
+//! variant save_h16 -DSAVE=1 -DDTR_QKV_F16=1
 
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint C = 64;
@@ -27,9 +31,9 @@ layout(std430, binding = 0) writeonly buffer WS { float ws[]; };
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 #endif
 layout(std430, binding = 1) writeonly buffer SO { float state_out[]; };
-layout(std430, binding = 2) readonly buffer Q { float q[]; };
-layout(std430, binding = 3) readonly buffer Kb { float k[]; };
-layout(std430, binding = 4) readonly buffer Vb { float v[]; };
+layout(std430, binding = 2) readonly buffer Q { QKV_FLOAT q[]; };
+layout(std430, binding = 3) readonly buffer Kb { QKV_FLOAT k[]; };
+layout(std430, binding = 4) readonly buffer Vb { QKV_FLOAT v[]; };
 layout(std430, binding = 5) readonly buffer G { float g[]; };
 layout(std430, binding = 6) readonly buffer Be { float beta_[]; };
 layout(std430, binding = 7) readonly buffer SI { float state_in[]; };
@@ -68,13 +72,13 @@ void main() {
       uint ri = ((t0 + i) * p.H + h) * p.K, tv = ((t0 + i) * p.H + h) * p.V + c;
       float a = 0.0, aq = 0.0;
       [[unroll]] for (uint x = 0; x < KD; x++) {
-        a += k[ri + x] * S[x];
+        a += QKV_LD(k, ri + x) * S[x];
 #if !SAVE
-        aq += q[ri + x] * S[x];
+        aq += QKV_LD(q, ri + x) * S[x];
 #endif
       }
       float e = exp(gam[i]);
-      float r = bet[i] * (v[tv] - e * a);
+      float r = bet[i] * (QKV_LD(v, tv) - e * a);
       [[unroll]] for (uint j = 0; j < C; j++)
         if (j < i) r -= M[j * C + i] * VN[j * WG + lid];
       VN[i * WG + lid] = r;
@@ -92,7 +96,7 @@ void main() {
     for (uint i = 0; i < cn; i++) {
       uint ri = ((t0 + i) * p.H + h) * p.K;
       float w = exp(gC - gam[i]) * VN[i * WG + lid];
-      [[unroll]] for (uint x = 0; x < KD; x++) S[x] += k[ri + x] * w;
+      [[unroll]] for (uint x = 0; x < KD; x++) S[x] += QKV_LD(k, ri + x) * w;
     }
     }
   }

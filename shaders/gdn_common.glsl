@@ -1,7 +1,8 @@
 // gdn_common.glsl — what the Gated DeltaNet chunk kernels share: the in-chunk
 // gate prefix sums and the chunk's two C x C matrices, packed in one shared array.
 // The including shader declares WG, C, KD, the push block p (dtr_pc_gdn_chunk)
-// and the buffers q, k, g, beta_ (all float) before including this file.
+// and the buffers q, k (QKV_FLOAT, read through QKV_LD: qkv_load.glsl), g and beta_
+// (float) before including this file.
 //
 // For a chunk starting at token t0 with n <= C tokens (gam = in-chunk cumulative
 // sum of g, Gam_ij = exp(gam_i - gam_j)):
@@ -40,15 +41,15 @@ void gdn_build_chunk(uint t0, uint n, uint h) {
   for (uint i = lid; i < n; i += WG) {
     uint ri = ((t0 + i) * p.H + h) * p.K;
     [[unroll]] for (uint x = 0; x < KD; x++) {
-      row_k[x] = k[ri + x];
-      row_q[x] = q[ri + x];
+      row_k[x] = QKV_LD(k, ri + x);
+      row_q[x] = QKV_LD(q, ri + x);
     }
     float gi = gam[i], bi = bet[i];
     for (uint j = 0; j <= i; j++) {
       uint rj = ((t0 + j) * p.H + h) * p.K;
       float kk = 0.0, qk = 0.0;
       [[unroll]] for (uint x = 0; x < KD; x++) {
-        float kj = k[rj + x];
+        float kj = QKV_LD(k, rj + x);
         kk += row_k[x] * kj;
         qk += row_q[x] * kj;
       }

@@ -6,10 +6,13 @@
 // that beats the chunked form's extra matmul flops and barriers (and avoids
 // lavapipe's per-loop stack growth in barriered shaders; see gdn_common.glsl).
 // Same bindings and push constants as gdn_chunk_fwd; needs K % 4 == 0.
+// Variant h16: q, k and v are read as packed fp16 (qkv_load.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint C = 64; // unused; keeps gdn_chunk_fwd's spec layout
@@ -18,9 +21,9 @@ layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) writeonly buffer SO { float state_out[]; };
-layout(std430, binding = 2) readonly buffer Q4 { vec4 q4[]; };
-layout(std430, binding = 3) readonly buffer K4 { vec4 k4[]; };
-layout(std430, binding = 4) readonly buffer Vb { float v[]; };
+layout(std430, binding = 2) readonly buffer Q4 { QKV_VEC4 q4[]; };
+layout(std430, binding = 3) readonly buffer K4 { QKV_VEC4 k4[]; };
+layout(std430, binding = 4) readonly buffer Vb { QKV_FLOAT v[]; };
 layout(std430, binding = 5) readonly buffer G { float g[]; };
 layout(std430, binding = 6) readonly buffer Be { float beta_[]; };
 layout(std430, binding = 7) readonly buffer SI { float state_in[]; };
@@ -44,13 +47,13 @@ void main() {
     uint th = t * p.H + h, rk = (th * p.K) >> 2;
     float al = exp(g[th]);
     vec4 a = vec4(0.0);
-    [[unroll]] for (uint x = 0; x < KD / 4; x++) a += S[x] * k4[rk + x];
+    [[unroll]] for (uint x = 0; x < KD / 4; x++) a += S[x] * QKV_LD4(k4, rk + x);
     // u = beta (v - (al S)^T k), then S = al S + k u^T.
-    float u = beta_[th] * (v[th * p.V + c] - al * ((a.x + a.y) + (a.z + a.w)));
+    float u = beta_[th] * (QKV_LD(v, th * p.V + c) - al * ((a.x + a.y) + (a.z + a.w)));
     vec4 acc = vec4(0.0);
     [[unroll]] for (uint x = 0; x < KD / 4; x++) {
-      S[x] = al * S[x] + k4[rk + x] * u;
-      acc += S[x] * q4[rk + x];
+      S[x] = al * S[x] + QKV_LD4(k4, rk + x) * u;
+      acc += S[x] * QKV_LD4(q4, rk + x);
     }
     o[th * p.V + c] = p.scale * ((acc.x + acc.y) + (acc.z + acc.w));
   }

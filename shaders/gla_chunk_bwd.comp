@@ -12,11 +12,13 @@
  * Every e^{b_t - b_j} has t >= j, so it is <= 1 and computed elementwise (no
  * split factors, nothing can overflow). The gate gradient needs the whole
  * sequence and is gla_chunk_bwd_dgk's job.
- */
+ * Variant h16: q, k and v are read as packed fp16 (qkv_load.glsl). */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint C = 64; /* = invocations */
@@ -29,9 +31,9 @@ layout(push_constant) uniform PC { dtr_pc_gla_chunk p; };
 layout(std430, binding = 0) writeonly buffer DQbuf { vec4 dq4[]; };
 layout(std430, binding = 1) writeonly buffer DKbuf { vec4 dk4[]; };
 layout(std430, binding = 2) writeonly buffer DVbuf { vec4 dv4[]; };
-layout(std430, binding = 3) readonly buffer Qbuf { vec4 q4[]; };
-layout(std430, binding = 4) readonly buffer Kbuf { vec4 k4[]; };
-layout(std430, binding = 5) readonly buffer Vbuf { vec4 v4[]; };
+layout(std430, binding = 3) readonly buffer Qbuf { QKV_VEC4 q4[]; };
+layout(std430, binding = 4) readonly buffer Kbuf { QKV_VEC4 k4[]; };
+layout(std430, binding = 5) readonly buffer Vbuf { QKV_VEC4 v4[]; };
 layout(std430, binding = 6) readonly buffer DObuf { vec4 do4[]; };
 layout(std430, binding = 7) readonly buffer WBbuf { vec4 wsB4[]; };
 layout(std430, binding = 8) readonly buffer WSbuf { vec4 wsS4[]; };
@@ -60,12 +62,12 @@ void main() {
   vec4 vt[V4], dot_[V4], dv[V4];
   for (uint kq = 0; kq < p.nk4; ++kq) {
     bt[kq] = wsB4[me * K4 + kq];
-    kt[kq] = k4[me * K4 + kq];
+    kt[kq] = QKV_LD4(k4, me * K4 + kq);
     dq[kq] = vec4(0.0);
     dk[kq] = vec4(0.0);
   }
   for (uint vq = 0; vq < p.nv4; ++vq) {
-    vt[vq] = v4[me * V4 + vq];
+    vt[vq] = QKV_LD4(v4, me * V4 + vq);
     dot_[vq] = do4[me * V4 + vq];
     dv[vq] = vec4(0.0);
   }
@@ -74,9 +76,9 @@ void main() {
   for (uint j = 0; j <= tt; ++j) {
     const uint rj = (t0 + c0 + j) * H + h;
     float dA = 0.0;
-    for (uint vq = 0; vq < p.nv4; ++vq) dA += dot(dot_[vq], v4[rj * V4 + vq]);
+    for (uint vq = 0; vq < p.nv4; ++vq) dA += dot(dot_[vq], QKV_LD4(v4, rj * V4 + vq));
     for (uint kq = 0; kq < p.nk4; ++kq)
-      dq[kq] += dA * k4[rj * K4 + kq] * exp(bt[kq] - wsB4[rj * K4 + kq]);
+      dq[kq] += dA * QKV_LD4(k4, rj * K4 + kq) * exp(bt[kq] - wsB4[rj * K4 + kq]);
   }
   /* dk and dv, intra-chunk: over t >= j (I am j) */
   for (uint u = tt; u < Tc; ++u) {
@@ -84,7 +86,7 @@ void main() {
     float dA = 0.0, A = 0.0;
     for (uint vq = 0; vq < p.nv4; ++vq) dA += dot(do4[ru * V4 + vq], vt[vq]);
     for (uint kq = 0; kq < p.nk4; ++kq) {
-      const vec4 qe = q4[ru * K4 + kq] * exp(wsB4[ru * K4 + kq] - bt[kq]);
+      const vec4 qe = QKV_LD4(q4, ru * K4 + kq) * exp(wsB4[ru * K4 + kq] - bt[kq]);
       dk[kq] += dA * qe;
       A += dot(qe, kt[kq]);
     }

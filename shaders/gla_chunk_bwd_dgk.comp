@@ -6,10 +6,12 @@
  * a reverse cumulative sum plus the state term (zero without dstate_out). One
  * workgroup per (head, sequence), four k per invocation, a sequential sum:
  * deterministic. Needs dq, dk from gla_chunk_bwd and S_T from the states pass.
- */
+ * Variant h16: q and k are read as packed fp16 (qkv_load.glsl). */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint NT = 16; /* >= K / 4 */
@@ -20,8 +22,8 @@ layout(constant_id = 3) const uint V = 64;
 layout(push_constant) uniform PC { dtr_pc_gla_chunk p; };
 
 layout(std430, binding = 0) writeonly buffer DGbuf { vec4 dg4[]; };
-layout(std430, binding = 1) readonly buffer Qbuf { vec4 q4[]; };
-layout(std430, binding = 2) readonly buffer Kbuf { vec4 k4[]; };
+layout(std430, binding = 1) readonly buffer Qbuf { QKV_VEC4 q4[]; };
+layout(std430, binding = 2) readonly buffer Kbuf { QKV_VEC4 k4[]; };
 layout(std430, binding = 3) readonly buffer DQbuf { vec4 dq4[]; };
 layout(std430, binding = 4) readonly buffer DKbuf { vec4 dk4[]; };
 layout(std430, binding = 5) readonly buffer DSObuf { vec4 dso4[]; };
@@ -47,7 +49,7 @@ void main() {
   }
   for (uint t = T; t-- > 0;) {
     const uint r = ((t0 + t) * H + h) * K4 + kq;
-    acc += q4[r] * dq4[r] - k4[r] * dk4[r];
+    acc += QKV_LD4(q4, r) * dq4[r] - QKV_LD4(k4, r) * dk4[r];
     dg4[r] = acc;
   }
 }

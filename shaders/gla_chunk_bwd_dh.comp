@@ -8,11 +8,13 @@
  * b (the in-chunk cumulative log-decay) comes from that states pass. No barriers
  * (each invocation forms q_t e^{b_t} itself): lavapipe runs barriers as
  * coroutines, and a frame holding the register-resident dS compiles very slowly.
- */
+ * Variant h16: q are read as packed fp16 (qkv_load.glsl). */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint NT = 16; /* = V / 4 */
@@ -26,7 +28,7 @@ layout(push_constant) uniform PC { dtr_pc_gla_chunk p; };
 layout(std430, binding = 0) buffer WDbuf { vec4 wsD4[]; };
 layout(std430, binding = 1) buffer DSIbuf { vec4 dsi4[]; };
 layout(std430, binding = 2) readonly buffer DSObuf { vec4 dso4[]; };
-layout(std430, binding = 3) readonly buffer Qbuf { vec4 q4[]; };
+layout(std430, binding = 3) readonly buffer Qbuf { QKV_VEC4 q4[]; };
 layout(std430, binding = 4) readonly buffer DObuf { vec4 do4[]; };
 layout(std430, binding = 5) readonly buffer WBbuf { vec4 wsB4[]; };
 layout(std430, binding = 6) readonly buffer Offbuf { int offs[]; };
@@ -64,7 +66,7 @@ void main() {
       const vec4 dot_ = do4[((t0 + c0 + t) * H + h) * V4 + vq];
       for (uint kq = 0; kq < p.nk4; ++kq) {
         const uint gi = ((t0 + c0 + t) * H + h) * K4 + kq;
-        const vec4 qe = p.scale * q4[gi] * exp(wsB4[gi]);
+        const vec4 qe = p.scale * QKV_LD4(q4, gi) * exp(wsB4[gi]);
         D[4 * kq] += qe.x * dot_;
         D[4 * kq + 1] += qe.y * dot_;
         D[4 * kq + 2] += qe.z * dot_;

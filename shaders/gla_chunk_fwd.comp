@@ -13,11 +13,13 @@
  * both factors <= 1 for j in earlier sub-chunks. On the diagonal sub-chunk the
  * second factor is >= 1 but bounded by the sub-chunk's own decay; when that decay
  * exceeds e^{60} in some k the sub-chunk is done elementwise instead.
- */
+ * Variant h16: q, k and v are read as packed fp16 (qkv_load.glsl). */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint NT = 16; /* = V / 4 invocations */
@@ -31,9 +33,9 @@ layout(push_constant) uniform PC { dtr_pc_gla_chunk p; };
 
 layout(std430, binding = 0) buffer Obuf { vec4 o4[]; };
 layout(std430, binding = 1) buffer SObuf { vec4 so4[]; };
-layout(std430, binding = 2) readonly buffer Qbuf { vec4 q4[]; };
-layout(std430, binding = 3) readonly buffer Kbuf { vec4 k4[]; };
-layout(std430, binding = 4) readonly buffer Vbuf { vec4 v4[]; };
+layout(std430, binding = 2) readonly buffer Qbuf { QKV_VEC4 q4[]; };
+layout(std430, binding = 3) readonly buffer Kbuf { QKV_VEC4 k4[]; };
+layout(std430, binding = 4) readonly buffer Vbuf { QKV_VEC4 v4[]; };
 layout(std430, binding = 5) readonly buffer Gbuf { float gk[]; };
 layout(std430, binding = 6) readonly buffer SIbuf { vec4 si4[]; };
 layout(std430, binding = 7) readonly buffer Offbuf { int offs[]; };
@@ -85,7 +87,7 @@ void main() {
         const vec4 rI = I > 0 ? sB[(r0 - 1) * K4 + kq] : vec4(0.0);
         if (r < nr) {
           const vec4 bt = sB[(r0 + r) * K4 + kq];
-          const vec4 qv = q4[((t0 + c0 + r0 + r) * H + h) * K4 + kq];
+          const vec4 qv = QKV_LD4(q4, ((t0 + c0 + r0 + r) * H + h) * K4 + kq);
           sQ[e] = qv * exp(bt - rI);
           sQE[e] = s * qv * exp(bt);
           if (r == nr - 1 && any(greaterThan(rI - bt, vec4(60.0)))) atomicOr(sFlag, 1u);
@@ -104,7 +106,7 @@ void main() {
         if (!elementwise || j < r0) {
           for (uint kq = 0; kq < p.nk4; ++kq) {
             const vec4 rI = I > 0 ? sB[(r0 - 1) * K4 + kq] : vec4(0.0);
-            const vec4 kn = k4[kbase + kq] * exp(rI - sB[j * K4 + kq]);
+            const vec4 kn = QKV_LD4(k4, kbase + kq) * exp(rI - sB[j * K4 + kq]);
             [[unroll]] for (uint r = 0; r < SUB; ++r) acc[r] += dot(sQ[r * K4 + kq], kn);
           }
         } else {
@@ -112,7 +114,7 @@ void main() {
             const uint qbase = ((t0 + c0 + r0 + r) * H + h) * K4;
             float a = 0.0;
             for (uint kq = 0; kq < p.nk4; ++kq)
-              a += dot(q4[qbase + kq] * k4[kbase + kq],
+              a += dot(QKV_LD4(q4, qbase + kq) * QKV_LD4(k4, kbase + kq),
                        exp(sB[(r0 + r) * K4 + kq] - sB[j * K4 + kq]));
             acc[r] = a;
           }
@@ -132,7 +134,7 @@ void main() {
         }
       }
       for (uint j = 0; j < jn; ++j) {
-        const vec4 vj = v4[((t0 + c0 + j) * H + h) * V4 + vq];
+        const vec4 vj = QKV_LD4(v4, ((t0 + c0 + j) * H + h) * V4 + vq);
         [[unroll]] for (uint r = 0; r < SUB; ++r) acc[r] += sA[r * C + j] * vj;
       }
       [[unroll]] for (uint r = 0; r < SUB; ++r)
@@ -145,7 +147,7 @@ void main() {
     barrier();
     for (uint e = i; e < Tc * K4; e += NT) {
       const uint j = e / K4, kq = e % K4;
-      sB[e] = k4[((t0 + c0 + j) * H + h) * K4 + kq] * exp(sBL[kq] - sB[e]);
+      sB[e] = QKV_LD4(k4, ((t0 + c0 + j) * H + h) * K4 + kq) * exp(sBL[kq] - sB[e]);
     }
     barrier();
     for (uint kq = 0; kq < p.nk4; ++kq) {
@@ -156,7 +158,7 @@ void main() {
       S[4 * kq + 3] *= d.w;
     }
     for (uint j = 0; j < Tc; ++j) {
-      const vec4 vj = v4[((t0 + c0 + j) * H + h) * V4 + vq];
+      const vec4 vj = QKV_LD4(v4, ((t0 + c0 + j) * H + h) * V4 + vq);
       for (uint kq = 0; kq < p.nk4; ++kq) {
         const vec4 ke = sB[j * K4 + kq];
         S[4 * kq] += ke.x * vj;

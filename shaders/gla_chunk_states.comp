@@ -5,10 +5,13 @@
  *   S <- diag(e^{b_L}) S + sum_j (k_j e^{b_L - b_j}) v_j^T
  * with b_L - b_j summed backwards from the chunk's end (always <= 0: no overflow).
  * No barriers and no shared memory: lavapipe runs barriers as coroutines, and a
- * coroutine frame holding the register state compiles very slowly. */
+ * coroutine frame holding the register state compiles very slowly.
+ * Variant h16: k and v are read as packed fp16 (qkv_load.glsl). */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "dtr_push.h"
+#include "qkv_load.glsl"
+//! variant h16 -DDTR_QKV_F16=1
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint NT = 16; /* = V / 4 */
@@ -21,8 +24,8 @@ layout(push_constant) uniform PC { dtr_pc_gla_chunk p; };
 
 layout(std430, binding = 0) buffer WSbuf { vec4 wsS4[]; };
 layout(std430, binding = 1) writeonly buffer WBbuf { vec4 wsB4[]; };
-layout(std430, binding = 2) readonly buffer Kbuf { vec4 k4[]; };
-layout(std430, binding = 3) readonly buffer Vbuf { vec4 v4[]; };
+layout(std430, binding = 2) readonly buffer Kbuf { QKV_VEC4 k4[]; };
+layout(std430, binding = 3) readonly buffer Vbuf { QKV_VEC4 v4[]; };
 layout(std430, binding = 4) readonly buffer Gbuf { vec4 g4[]; };
 layout(std430, binding = 5) readonly buffer SIbuf { vec4 si4[]; };
 layout(std430, binding = 6) readonly buffer Offbuf { int offs[]; };
@@ -68,9 +71,9 @@ void main() {
     }
     for (uint j = Tc; j-- > 0;) {
       const uint r = (t0 + c0 + j) * H + h;
-      const vec4 vj = v4[r * V4 + vq];
+      const vec4 vj = QKV_LD4(v4, r * V4 + vq);
       for (uint kq = 0; kq < p.nk4; ++kq) {
-        const vec4 ke = k4[r * K4 + kq] * exp(a[kq]); /* a = b_L - b_j */
+        const vec4 ke = QKV_LD4(k4, r * K4 + kq) * exp(a[kq]); /* a = b_L - b_j */
         S[4 * kq] += ke.x * vj;
         S[4 * kq + 1] += ke.y * vj;
         S[4 * kq + 2] += ke.z * vj;

@@ -264,3 +264,43 @@ double th_unhalf(uint16_t h) {
   double v = ex == 0 ? ldexp(m, -24) : ex == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, ex - 25);
   return h & 0x8000 ? -v : v;
 }
+
+dtr_buf *th_buf_f16(dtr_ctx *ctx, const float *x, size_t n, size_t bytes, double **ref) {
+  dtr_buf *src = th_buf(ctx, x, n * 4), *b = th_buf(ctx, NULL, bytes);
+  th_ok(ctx, dtr_buf_fill(ctx, b, 0, bytes, 0), "dtr_buf_fill");
+  th_ok(ctx, dtr_op_pack_f16(ctx, dtr_whole(b), dtr_whole(src), (uint32_t)n), "pack_f16");
+  uint16_t *h = malloc(n * 2 + 2);
+  double *r = th_dalloc(n);
+  if (!h) die("out of host memory");
+  th_get(ctx, b, h, n * 2); /* little-endian: element 2i is the low half of word i */
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    r[i] = th_half(x[i]);
+    bad += th_unhalf(h[i]) != r[i];
+  }
+  if (bad) th_expect(0, "pack_f16 wrote %zu of %zu halves other than th_half's", bad, n);
+  free(h);
+  dtr_buf_destroy(ctx, src);
+  *ref = r;
+  return b;
+}
+
+/* ||got - ref|| / ||ref|| (NaN when got holds one). */
+static double rel_err(const float *got, const double *ref, size_t n) {
+  double e = 0, r = 0;
+  for (size_t i = 0; i < n; i++) {
+    e += (got[i] - ref[i]) * (got[i] - ref[i]);
+    r += ref[i] * ref[i];
+  }
+  return sqrt(e) / sqrt(r);
+}
+
+void th_expect_f16(const char *what, const float *got, const float *got32, const double *ref16,
+                   const double *ref32, size_t n) {
+  double e16 = rel_err(got, ref16, n), e32 = rel_err(got, ref32, n);
+  th_expect(e16 < 1e-4 && 10 * e16 < e32, "%s: the oracle on fp16-rounded inputs (relative "
+            "error %.3g), not on fp32 ones (%.3g)", what, e16, e32);
+  double e = rel_err(got32, ref16, n);
+  th_expect(!(e < 1e-2), "%s: the packed inputs read as fp32 miss the oracle (relative error "
+            "%.3g)", what, e);
+}

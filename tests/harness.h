@@ -39,6 +39,17 @@ void th_ok(dtr_ctx *ctx, dtr_status st, const char *what);
 double th_half(double x);
 /* The value of an IEEE half given by its bits. */
 double th_unhalf(uint16_t h);
+/* x (n floats, n even) packed to fp16 on the device by dtr_op_pack_f16 into a
+ * new buffer of bytes bytes (at least 2n; zeros after the halves); *ref gets
+ * the values the buffer now holds as doubles, th_half(x), and a buffer whose
+ * halves (read through th_unhalf) differ from them fails the test. */
+dtr_buf *th_buf_f16(dtr_ctx *ctx, const float *x, size_t n, size_t bytes, double **ref);
+/* That a comparison of an op's output on fp16 inputs (got) can fail: it sits
+ * within 1e-4 of the oracle on the inputs rounded to fp16 (ref16) and ten times
+ * farther from the oracle on the unrounded ones (ref32), and the same packed
+ * inputs read as fp32 (got32) miss ref16 by 1e-2 or more. */
+void th_expect_f16(const char *what, const float *got, const float *got32, const double *ref16,
+                   const double *ref32, size_t n);
 
 /* Compares got against ref: passes when ||got-ref||/||ref|| < rel (or, for a
  * reference that nearly cancels, ||got-ref|| <= atol sqrt(n)) and every element satisfies |got-ref| <= atol + rel_elem*|ref|

@@ -5,8 +5,8 @@
  * heads, varlen batches, initial and final states, value columns not filling a
  * workgroup, a backward longer than one texel dispatch); decode token by token
  * and prefill then decode against one long forward; a long sequence stays finite;
- * the gates and the L2 norm with their gradients. Decays exp(g) are drawn in
- * [0.5, 0.999]. */
+ * the chunked ops again with fp16 q, k, v (io_f16); the gates and the L2 norm
+ * with their gradients. Decays exp(g) are drawn in [0.5, 0.999]. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,7 +175,10 @@ typedef struct gdn_case {
   int has_s0, has_dsout;
 } gdn_case;
 
-static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward) {
+/* With f16, q, k and v are packed fp16 (io_f16) and the oracle runs on them
+ * rounded to fp16, at the same tolerances; and the packed buffers read as fp32
+ * must miss the oracle. */
+static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward, int f16) {
   int B = tc->B, H = tc->H, K = tc->K, V = tc->V;
   int32_t off[5] = {0};
   for (int b = 0; b < B; b++) off[b + 1] = off[b] + tc->lens[b];
@@ -191,13 +194,22 @@ static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward) {
   th_rand(s0, sn, -0.5f, 0.5f);
   th_rand(dout, tv, -1, 1);
   th_rand(dso, sn, -1, 1);
-  double *dq_ = to_d(q, tk), *dk_ = to_d(k, tk), *dv_ = to_d(v, tv), *dg_ = to_d(g, th);
+  double *dq_, *dk_, *dv_, *dg_ = to_d(g, th);
   double *db_ = to_d(beta, th), *ds0_ = to_d(s0, sn), *ddo = to_d(dout, tv), *ddso = to_d(dso, sn);
   double scale = 1.0 / sqrt((double)K);
   dtr_lin_desc d = {(uint32_t)B, (uint32_t)T, (uint32_t)H, (uint32_t)K, (uint32_t)V,
-                    (float)scale, (uint32_t)tc->chunk, 0};
+                    (float)scale, (uint32_t)tc->chunk, 0, (uint32_t)f16};
+  const char *tag = f16 ? ", fp16 q, k, v" : "";
 
-  dtr_buf *bq = th_buf(ctx, q, tk * 4), *bk = th_buf(ctx, k, tk * 4), *bv = th_buf(ctx, v, tv * 4);
+  dtr_buf *bq, *bk, *bv;
+  if (f16) { /* fp32-sized, zeros after the halves: room for the fp32 read below */
+    bq = th_buf_f16(ctx, q, tk, tk * 4, &dq_);
+    bk = th_buf_f16(ctx, k, tk, tk * 4, &dk_);
+    bv = th_buf_f16(ctx, v, tv, tv * 4, &dv_);
+  } else {
+    dq_ = to_d(q, tk), dk_ = to_d(k, tk), dv_ = to_d(v, tv);
+    bq = th_buf(ctx, q, tk * 4), bk = th_buf(ctx, k, tk * 4), bv = th_buf(ctx, v, tv * 4);
+  }
   dtr_buf *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, beta, th * 4);
   dtr_buf *bs0 = th_buf(ctx, s0, sn * 4), *boff = th_buf(ctx, off, (size_t)(B + 1) * 4);
   dtr_view s0v = tc->has_s0 ? dtr_whole(bs0) : DTR_NONE;
@@ -215,10 +227,26 @@ static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward) {
     float *o = th_alloc(tv), *s1 = th_alloc(sn);
     th_get(ctx, bo, o, tv * 4);
     th_get(ctx, bs1, s1, sn * 4);
-    snprintf(what, sizeof what, "gdn_chunk_fwd o [%s]", tc->name);
+    snprintf(what, sizeof what, "gdn_chunk_fwd o [%s%s]", tc->name, tag);
     check(what, o, ro, tv, 1e-4);
-    snprintf(what, sizeof what, "gdn_chunk_fwd state_out [%s]", tc->name);
+    snprintf(what, sizeof what, "gdn_chunk_fwd state_out [%s%s]", tc->name, tag);
     check(what, s1, rs1, sn, 1e-4);
+    if (f16) { /* the oracle on unrounded inputs; the halves read as fp32 (io_f16 = 0) */
+      double *q32 = to_d(q, tk), *k32 = to_d(k, tk), *v32 = to_d(v, tv), *o32 = th_dalloc(tv);
+      ref_gdn_chunk_fwd(o32, NULL, q32, k32, v32, dg_, db_, tc->has_s0 ? ds0_ : NULL, off, B, H,
+                        K, V, scale);
+      float *o_32 = th_alloc(tv);
+      dtr_lin_desc d32 = d;
+      d32.io_f16 = 0;
+      th_ok(ctx, dtr_op_gdn_chunk_fwd(ctx, dtr_whole(bo), dtr_whole(bs1), dtr_whole(bq),
+                                      dtr_whole(bk), dtr_whole(bv), dtr_whole(bg),
+                                      dtr_whole(bb), s0v, dtr_whole(boff), &d32),
+            "gdn_chunk_fwd reading the halves as fp32");
+      th_get(ctx, bo, o_32, tv * 4);
+      snprintf(what, sizeof what, "gdn_chunk_fwd o [%s]", tc->name);
+      th_expect_f16(what, o, o_32, ro, o32, tv);
+      free(q32); free(k32); free(v32); free(o32); free(o_32);
+    }
     free(o); free(s1); free(ro); free(rs1);
     dtr_buf_destroy(ctx, bo);
     dtr_buf_destroy(ctx, bs1);
@@ -243,7 +271,7 @@ static void run_case(dtr_ctx *ctx, const gdn_case *tc, int backward) {
     for (size_t i = 0; i < 6; i++) {
       float *got = th_alloc(outs[i].len);
       th_get(ctx, outs[i].b, got, outs[i].len * 4);
-      snprintf(what, sizeof what, "gdn_chunk_bwd %s [%s]", outs[i].n, tc->name);
+      snprintf(what, sizeof what, "gdn_chunk_bwd %s [%s%s]", outs[i].n, tc->name, tag);
       check(what, got, outs[i].r, outs[i].len, 2e-4);
       free(got);
       dtr_buf_destroy(ctx, outs[i].b);
@@ -312,7 +340,7 @@ static void test_decode(dtr_ctx *ctx) {
     memcpy(pb + dst * H, beta + src * H, (size_t)P * H * 4);
   }
   int32_t poff[3] = {0, P, 2 * P};
-  dtr_lin_desc d = {B, B * P, H, K, V, (float)scale, 0, 0};
+  dtr_lin_desc d = {B, B * P, H, K, V, (float)scale, 0, 0, 0};
   dtr_buf *bq = th_buf(ctx, pq, pk * 4), *bk = th_buf(ctx, pkk, pk * 4), *bv = th_buf(ctx, pvv, pv * 4);
   dtr_buf *bg = th_buf(ctx, pg, ph * 4), *bb = th_buf(ctx, pb, ph * 4), *bs0 = th_buf(ctx, s0, sn * 4);
   dtr_buf *boff = th_buf(ctx, poff, 12), *bo = th_poison(ctx, pv * 4), *state = th_poison(ctx, sn * 4);
@@ -320,7 +348,7 @@ static void test_decode(dtr_ctx *ctx) {
                                   dtr_whole(bv), dtr_whole(bg), dtr_whole(bb), dtr_whole(bs0),
                                   dtr_whole(boff), &d), "prefill");
   /* Decode the rest: one token per sequence per step. */
-  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 0};
+  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 0, 0};
   float *o = th_alloc(tv);
   double *ref_o = th_dalloc(tv);
   memcpy(ref_o, ro, tv * sizeof(double));
@@ -403,7 +431,7 @@ static void test_decode_f16(dtr_ctx *ctx) {
   rand_gates(g, beta, bh * T);
   th_rand(s0, sn, -0.5f, 0.5f);
   double scale = 0.125;
-  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 1};
+  dtr_lin_desc dd = {B, B, H, K, V, (float)scale, 0, 1, 0};
   dtr_buf *b32 = th_buf(ctx, s0, sn * 4), *st = th_poison(ctx, sn * 2),
           *back = th_poison(ctx, sn * 4);
   th_ok(ctx, dtr_op_pack_f16(ctx, dtr_whole(st), dtr_whole(b32), (uint32_t)sn), "pack_f16");
@@ -454,7 +482,7 @@ static void test_long(dtr_ctx *ctx) {
   th_rand(v, tv, -1, 1);
   rand_gates(g, beta, th);
   int32_t off[2] = {0, T};
-  dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0};
+  dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0, 0};
   dtr_buf *bq = th_buf(ctx, q, tk * 4), *bk = th_buf(ctx, k, tk * 4), *bv = th_buf(ctx, v, tv * 4);
   dtr_buf *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, beta, th * 4), *boff = th_buf(ctx, off, 8);
   dtr_buf *bo = th_poison(ctx, tv * 4), *bs = th_poison(ctx, (size_t)H * K * V * 4);
@@ -605,7 +633,7 @@ static void bench(dtr_ctx *ctx) {
     rand_unit_rows(x, (size_t)T * H, K);
     rand_gates(g, b, th);
     int32_t off[2] = {0, T};
-    dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0};
+    dtr_lin_desc d = {1, T, H, K, V, 0.125f, 0, 0, 0};
     dtr_buf *bq = th_buf(ctx, x, tk * 4), *bg = th_buf(ctx, g, th * 4), *bb = th_buf(ctx, b, th * 4);
     dtr_buf *boff = th_buf(ctx, off, 8), *bo = th_buf(ctx, NULL, tk * 4), *bs = th_buf(ctx, NULL, (size_t)H * K * V * 4);
     dtr_buf *g1 = th_buf(ctx, NULL, tk * 4), *g2 = th_buf(ctx, NULL, tk * 4), *g3 = th_buf(ctx, NULL, tk * 4);
@@ -640,7 +668,7 @@ static void bench(dtr_ctx *ctx) {
   float q[8 * 64], gg[8], bt[8];
   rand_unit_rows(q, 8, 64);
   rand_gates(gg, bt, 8);
-  dtr_lin_desc d = {1, 1, 8, 64, 64, 0.125f, 0, 0};
+  dtr_lin_desc d = {1, 1, 8, 64, 64, 0.125f, 0, 0, 0};
   dtr_buf *bq = th_buf(ctx, q, sizeof q), *bg = th_buf(ctx, gg, 32), *bb = th_buf(ctx, bt, 32);
   dtr_buf *bo = th_buf(ctx, NULL, sizeof q), *st = th_buf(ctx, NULL, 8 * 64 * 64 * 4);
   th_ok(ctx, dtr_buf_fill(ctx, st, 0, 8 * 64 * 64 * 4, 0), "fill");
@@ -684,8 +712,9 @@ int main(void) {
     setenv("DTR_GDN_FWD", forms[f], 1);
     setenv("DTR_GDN_TEXEL", ftex[f], 1);
     printf("forward form: %s%s\n", forms[f], f == 2 ? " (texel buffers)" : "");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 0, 0);
     test_long(ctx);
+    run_case(ctx, &cases[3], 0, 1); /* fp16 q, k, v: varlen, ragged chunks, two heads */
   }
   unsetenv("DTR_GDN_FWD");
   unsetenv("DTR_GDN_TEXEL");
@@ -694,9 +723,24 @@ int main(void) {
   for (int t = 0; t < 2; t++) {
     setenv("DTR_GDN_TEXEL", texel[t], 1);
     printf("backward kernels: %s\n", t ? "storage buffers" : "texel buffers");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
-    if (!t) run_case(ctx, &long_bwd_case, 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1, 0);
+    if (!t) run_case(ctx, &long_bwd_case, 1, 0);
+    run_case(ctx, &cases[3], 1, 1);
   }
+  /* fp16 q, k, v on a device without RGBA16F texel views: the texel paths must
+   * fall back to the storage kernels (an RGBA16F view there would fail the
+   * dispatch). The ops consult the device info, so clearing its flag makes this
+   * device one. */
+  dtr_device_info *di = (dtr_device_info *)dtr_ctx_device(ctx);
+  int had = di->texel_f16;
+  printf("fp16 q, k, v without RGBA16F texel views (this device: %s)\n", had ? "has them" : "none");
+  di->texel_f16 = 0;
+  setenv("DTR_GDN_TEXEL", "1", 1);
+  setenv("DTR_GDN_FWD", "recurrent", 1);
+  run_case(ctx, &cases[3], 0, 1);
+  run_case(ctx, &cases[3], 1, 1);
+  di->texel_f16 = had;
+  unsetenv("DTR_GDN_FWD");
   unsetenv("DTR_GDN_TEXEL");
   test_decode(ctx);
   test_decode_f16(ctx);

@@ -1,8 +1,9 @@
 /* test_gla.c — the GLA kernels against the recurrent double-precision oracle
  * (tests/ref_gla.c): chunked forward (ragged chunks, T < chunk, T = 1, several
  * heads, varlen batches, initial state, strong decays), decode token by token,
- * prefill then decode, the backward's every gradient, the oracle's analytic
- * gradients against finite differences, the gate, a long sequence, bad args. */
+ * prefill then decode, the backward's every gradient, the same with fp16 q, k, v
+ * (io_f16), the oracle's analytic gradients against finite differences, the
+ * gate, a long sequence, bad args. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ static void free_inputs(inputs *in) {
 
 static dtr_lin_desc desc_of(const inputs *in, uint32_t chunk) {
   return (dtr_lin_desc){(uint32_t)in->B, (uint32_t)in->Ttot, (uint32_t)in->H, (uint32_t)in->K,
-                        (uint32_t)in->V, (float)(1.0 / sqrt(in->K)), chunk, 0};
+                        (uint32_t)in->V, (float)(1.0 / sqrt(in->K)), chunk, 0, 0};
 }
 
 static void check(const char *what, const float *got, const double *ref, size_t n,
@@ -79,21 +80,33 @@ static void check(const char *what, const float *got, const double *ref, size_t 
   th_check(what, got, ref, n, rel, rel * 10 * mx + 1e-30, 1e-2);
 }
 
-/* Forward and backward of one case against the oracle. */
-static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
+/* Forward and backward of one case against the oracle. With f16, q, k and v are
+ * packed fp16 (io_f16) and the oracle runs on them rounded to fp16, at the same
+ * tolerances; and the packed buffers read as fp32 must miss the oracle. */
+static void run_case(dtr_ctx *ctx, const gcase *c, int backward, int f16) {
   inputs in;
   make_inputs(&in, c);
   dtr_lin_desc d = desc_of(&in, c->chunk);
+  d.io_f16 = (uint32_t)f16;
+  const char *tag = f16 ? " (fp16 q, k, v)" : "";
   size_t nk = in.nk, nv = in.nv, ns = in.ns;
-  double *q = to_d(in.q, nk), *k = to_d(in.k, nk), *v = to_d(in.v, nv), *g = to_d(in.g, nk);
+  double *q, *k, *v, *g = to_d(in.g, nk);
+  dtr_buf *bq, *bk, *bv;
+  if (f16) { /* fp32-sized, zeros after the halves: room for the fp32 read below */
+    bq = th_buf_f16(ctx, in.q, nk, nk * 4, &q);
+    bk = th_buf_f16(ctx, in.k, nk, nk * 4, &k);
+    bv = th_buf_f16(ctx, in.v, nv, nv * 4, &v);
+  } else {
+    q = to_d(in.q, nk), k = to_d(in.k, nk), v = to_d(in.v, nv);
+    bq = th_buf(ctx, in.q, nk * 4), bk = th_buf(ctx, in.k, nk * 4), bv = th_buf(ctx, in.v, nv * 4);
+  }
   double *s0 = to_d(in.s0, ns), *dout = to_d(in.dout, nv), *dsT = to_d(in.dsT, ns);
   double *o = th_dalloc(nv), *sT = th_dalloc(ns);
   ref_gla_chunk_fwd(o, sT, q, k, v, g, c->state_in ? s0 : NULL, in.off, in.B, in.H, in.K,
                     in.V, d.scale);
 
-  dtr_buf *bq = th_buf(ctx, in.q, nk * 4), *bk = th_buf(ctx, in.k, nk * 4),
-          *bv = th_buf(ctx, in.v, nv * 4), *bg = th_buf(ctx, in.g, nk * 4),
-          *bs0 = th_buf(ctx, in.s0, ns * 4), *boff = th_buf(ctx, in.off, (in.B + 1) * 4);
+  dtr_buf *bg = th_buf(ctx, in.g, nk * 4), *bs0 = th_buf(ctx, in.s0, ns * 4),
+          *boff = th_buf(ctx, in.off, (in.B + 1) * 4);
   dtr_buf *bo = th_poison(ctx, nv * 4 + 4), *bsT = th_poison(ctx, ns * 4);
   th_ok(ctx,
         dtr_op_gla_chunk_fwd(ctx, dtr_whole(bo), dtr_whole(bsT), dtr_whole(bq), dtr_whole(bk),
@@ -103,11 +116,30 @@ static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
   float *got = th_alloc(nv > ns ? nv : ns);
   char what[160];
   th_get(ctx, bo, got, nv * 4);
-  snprintf(what, sizeof what, "fwd o %s", c->name);
+  snprintf(what, sizeof what, "fwd o %s%s", c->name, tag);
   check(what, got, o, nv, 1e-4);
   th_get(ctx, bsT, got, ns * 4);
-  snprintf(what, sizeof what, "fwd state_out %s", c->name);
+  snprintf(what, sizeof what, "fwd state_out %s%s", c->name, tag);
   check(what, got, sT, ns, 1e-4);
+  if (f16) { /* the oracle on unrounded inputs; the halves read as fp32 (io_f16 = 0) */
+    double *q32 = to_d(in.q, nk), *k32 = to_d(in.k, nk), *v32 = to_d(in.v, nv);
+    double *o32 = th_dalloc(nv);
+    ref_gla_chunk_fwd(o32, NULL, q32, k32, v32, g, c->state_in ? s0 : NULL, in.off, in.B, in.H,
+                      in.K, in.V, d.scale);
+    float *got32 = th_alloc(nv);
+    dtr_lin_desc d32 = d;
+    d32.io_f16 = 0;
+    th_get(ctx, bo, got, nv * 4);
+    th_ok(ctx,
+          dtr_op_gla_chunk_fwd(ctx, dtr_whole(bo), dtr_whole(bsT), dtr_whole(bq),
+                               dtr_whole(bk), dtr_whole(bv), dtr_whole(bg),
+                               c->state_in ? dtr_whole(bs0) : DTR_NONE, dtr_whole(boff), &d32),
+          "gla_chunk_fwd reading the halves as fp32");
+    th_get(ctx, bo, got32, nv * 4);
+    snprintf(what, sizeof what, "fwd o %s", c->name);
+    th_expect_f16(what, got, got32, o, o32, nv);
+    free(q32), free(k32), free(v32), free(o32), free(got32);
+  }
 
   if (backward) {
     double *dq = th_dalloc(nk), *dk = th_dalloc(nk), *dv = th_dalloc(nv), *dg = th_dalloc(nk),
@@ -134,7 +166,7 @@ static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
         {"dgk", bdg, dg, nk}, {"dstate_in", bds0, ds0, ns}};
     for (int i = 0; i < 5; i++) {
       th_get(ctx, outs[i].b, gg, outs[i].len * 4);
-      snprintf(what, sizeof what, "bwd %s %s", outs[i].n, c->name);
+      snprintf(what, sizeof what, "bwd %s %s%s", outs[i].n, c->name, tag);
       /* Gradients get 5e-4: dgk is a reverse cumulative sum over the sequence, and
        * with decays of e^-8 its fp32 rounding reached 1.3e-4 relative on some
        * seeds while every element stayed within its own tolerance. */
@@ -149,6 +181,18 @@ static void run_case(dtr_ctx *ctx, const gcase *c, int backward) {
   free(got), free(q), free(k), free(v), free(g), free(s0), free(dout), free(dsT), free(o),
       free(sT);
   free_inputs(&in);
+}
+
+/* fp16 q, k, v on a device without RGBA16F texel views: the texel path must fall
+ * back to the storage kernels (an RGBA16F view there would fail the dispatch).
+ * The ops consult the device info, so clearing its flag makes this device one. */
+static void test_no_texel_f16(dtr_ctx *ctx, const gcase *c) {
+  dtr_device_info *di = (dtr_device_info *)dtr_ctx_device(ctx);
+  int had = di->texel_f16;
+  printf("fp16 q, k, v without RGBA16F texel views (this device: %s)\n", had ? "has them" : "none");
+  di->texel_f16 = 0;
+  run_case(ctx, c, 1, 1);
+  di->texel_f16 = had;
 }
 
 /* The inputs of decode step t of every sequence, (B, H, K|V) each, into the host
@@ -438,13 +482,13 @@ static void test_gate(dtr_ctx *ctx) {
 /* A long sequence stays finite and matches the oracle. */
 static void test_long(dtr_ctx *ctx) {
   gcase c = {"T=8192 H=2 K=V=64", 1, 2, 64, 64, {8192}, 1, 1, 0, 0.5, 0.999};
-  run_case(ctx, &c, 0);
+  run_case(ctx, &c, 0, 0);
 }
 
 static void test_errors(dtr_ctx *ctx) {
   dtr_buf *b = th_buf(ctx, NULL, 4096);
   dtr_view w = dtr_whole(b);
-  dtr_lin_desc d = {1, 16, 1, 6, 8, 0.5f, 0, 0};
+  dtr_lin_desc d = {1, 16, 1, 6, 8, 0.5f, 0, 0, 0};
   dtr_status st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
   th_expect(st == DTR_ERR_INVALID, "K = 6 is refused (%s)", dtr_ctx_error(ctx));
   d.K = 8;
@@ -464,6 +508,14 @@ static void test_errors(dtr_ctx *ctx) {
   d.chunk = 24;
   st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, w, w, w, w, DTR_NONE, w, &d);
   th_expect(st == DTR_ERR_INVALID, "chunk 24 is refused (%s)", dtr_ctx_error(ctx));
+  /* fp16 q, k, v need half the bytes, not fewer: 16 x 8 halves are 256 bytes */
+  d.chunk = 0;
+  d.io_f16 = 1;
+  dtr_view q16 = {b, 0, 252};
+  st = dtr_op_gla_chunk_fwd(ctx, w, DTR_NONE, q16, w, w, w, DTR_NONE, w, &d);
+  th_expect(st == DTR_ERR_INVALID && strstr(dtr_ctx_error(ctx), "packed fp16"),
+            "an fp16 q view short of its halves is refused (%s)", dtr_ctx_error(ctx));
+  d.io_f16 = 0;
   st = dtr_op_gla_gate_fwd(ctx, w, w, 2000, 16.0f);
   th_expect(st == DTR_ERR_INVALID, "gate over a short view is refused (%s)",
             dtr_ctx_error(ctx));
@@ -494,13 +546,15 @@ int main(void) {
   for (int t = 0; t < 2; t++) {
     setenv("DTR_GLA_TEXEL", texel[t], 1);
     printf("chunked kernels: %s\n", t ? "storage buffers" : "texel buffers");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1, 0);
     test_long(ctx);
+    run_case(ctx, &cases[3], 1, 1); /* fp16 q, k, v: varlen, ragged chunks, two heads */
   }
   setenv("DTR_GLA_TEXEL", "1", 1);
   setenv("DTR_GLA_TEX_WINDOW", "4", 1);
-  run_case(ctx, &cases[4], 1);
+  run_case(ctx, &cases[4], 1, 0);
   unsetenv("DTR_GLA_TEX_WINDOW");
+  test_no_texel_f16(ctx, &cases[3]);
   unsetenv("DTR_GLA_TEXEL");
   test_decode(ctx);
   test_decode_f16(ctx);

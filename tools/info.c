@@ -59,13 +59,15 @@ int cmd_info(int argc, char **argv) {
       printf(", \"subgroup_size\": %u, \"subgroup_min\": %u, \"subgroup_max\": %u, "
              "\"shared_memory\": %u, \"max_invocations\": %u, "
              "\"max_storage_buffer_range\": %llu, \"max_buffer_size\": %llu, "
-             "\"fp16_storage\": %d, \"fp16_arith\": %d, \"int8_storage\": %d, "
-             "\"int8_arith\": %d, \"cooperative_matrix\": %d, \"timestamps\": %d, "
+             "\"fp16_storage\": %d, \"fp16_arith\": %d, \"texel_f16\": %d, "
+             "\"int8_storage\": %d, \"int8_arith\": %d, \"cooperative_matrix\": %d, "
+             "\"timestamps\": %d, "
              "\"unified_memory\": %d, \"heaps\": [",
              d->subgroup_size, d->subgroup_min, d->subgroup_max, d->max_shared_memory,
              d->max_workgroup_invocations, (unsigned long long)d->max_storage_buffer_range,
              (unsigned long long)d->max_buffer_size, d->fp16_storage, d->fp16_arith,
-             d->int8_storage, d->int8_arith, d->coopmat, d->timestamps, d->unified_memory);
+             d->texel_f16, d->int8_storage, d->int8_arith, d->coopmat, d->timestamps,
+             d->unified_memory);
       for (uint32_t h = 0; h < d->heap_count; h++)
         printf("%s{\"bytes\": %llu, \"device_local\": %d}", h ? ", " : "",
                (unsigned long long)d->heap_size[h], d->heap_device_local[h]);
@@ -88,8 +90,9 @@ int cmd_info(int argc, char **argv) {
     printf("  buffers         %.0f MiB per binding, %.2f GiB per allocation\n",
            (double)d->max_storage_buffer_range / (1 << 20),
            (double)d->max_buffer_size / (1 << 30));
-    printf("  fp16            storage %s, arithmetic %s\n", d->fp16_storage ? "yes" : "no",
-           d->fp16_arith ? "yes" : "no");
+    printf("  fp16            storage %s, arithmetic %s, RGBA16F texel views %s\n",
+           d->fp16_storage ? "yes" : "no", d->fp16_arith ? "yes" : "no",
+           d->texel_f16 ? "yes" : "no");
     printf("  int8            storage %s, arithmetic %s\n", d->int8_storage ? "yes" : "no",
            d->int8_arith ? "yes" : "no");
     printf("  coop. matrix    %s\n", d->coopmat ? "yes (VK_KHR_cooperative_matrix)" : "no");
