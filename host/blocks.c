@@ -4,7 +4,8 @@
  * Owns: each kind's parameter table (names as flash-linear-attention and
  * Jet-Nemotron call them), the fresh and teacher initialisations, the
  * activation buffers sized once at creation (forward and backward never
- * allocate), and the op sequences of forward, backward, prefill and decode.
+ * allocate; with io_f16 the q, k, v slots hold packed fp16 halves), and the op
+ * sequences of forward, backward, prefill and decode.
  *
  * Shapes: T packed tokens, H heads of D = head_dim, HD = H*D, hid = hidden.
  * Every projection is y = x W^T with W (out, in) as Hugging Face stores it. */
@@ -27,7 +28,7 @@ enum { MAX_PARAMS = 20, MAX_ACT = 24, ALIGN = 256 };
 enum act {
   A_Q0, A_K0, A_V0,   /* projections before conv / silu */
   A_QC, A_KC, A_VC,   /* after conv or silu */
-  A_Q, A_K,           /* L2-normalised (GDN, Jet); GLA uses A_Q, A_K, A_V0 directly */
+  A_Q, A_K,           /* L2-normalised (GDN, Jet); GLA uses A_Q0, A_K0, A_V0 directly */
   A_A, A_B, A_G, A_BETA, /* GDN gates (T, H) */
   A_GK1, A_GKPRE, A_GK,  /* GLA gate path */
   A_H1, A_S1, A_KERN,    /* Jet dynamic-conv generator */
@@ -85,6 +86,8 @@ dtr_block_config dtr_block_config_default(dtr_block_kind kind, uint32_t hidden,
                         .gla_gate_rank = 16, .gla_normalizer = 16.0f, .chunk = 64};
   const char *e = getenv("DTR_STATE_F16");
   c.state_f16 = e && *e == '1';
+  e = getenv("DTR_IO_F16");
+  c.io_f16 = e && *e == '1';
   return c;
 }
 
@@ -226,6 +229,17 @@ static size_t act_size(const dtr_block *b, int a) {
   return 0;
 }
 
+/* Whether slot a holds q, k or v as the chunked kernels read them (GLA: the
+ * projections; GDN, Jet: after the convs and norms) packed in fp16. Only the
+ * chunked kernels read these slots in the backward (the norm, conv and SiLU
+ * backwards read their inputs, A_QC, A_KC, A_Q0, ...), so with io_f16 the
+ * block keeps them at two bytes a value and no fp32 copy. */
+static int packed_slot(const dtr_block *b, int a) {
+  if (!b->cfg.io_f16) return 0;
+  return b->cfg.kind == DTR_BLOCK_GLA ? a == A_Q0 || a == A_K0 || a == A_V0
+                                      : a == A_Q || a == A_K || a == A_VC;
+}
+
 dtr_block *dtr_block_create(dtr_ctx *ctx, const dtr_block_config *cfg, uint32_t max_tokens,
                             uint32_t max_seqs, uint64_t seed) {
   if (!cfg->heads || !cfg->head_dim || !cfg->hidden || !max_tokens || !max_seqs ||
@@ -259,11 +273,15 @@ dtr_block *dtr_block_create(dtr_ctx *ctx, const dtr_block_config *cfg, uint32_t 
   free(h);
   h = NULL;
   if (dtr_buf_fill(ctx, b->g, 0, b->param_bytes, 0)) goto fail;
+  /* a decode step writes up to this many tokens of fp32 into a packed slot */
+  size_t dec =
+      (size_t)(max_seqs < max_tokens ? max_seqs : max_tokens) * cfg->heads * cfg->head_dim * 4;
   for (int a = 0; a < A_COUNT; a++) {
-    b->act_bytes[a] = act_size(b, a) * 4;
-    if (!b->act_bytes[a]) continue;
+    size_t bytes = act_size(b, a) * 4, half = dtr_io_bytes(act_size(b, a), 1);
+    if (!bytes) continue;
+    b->act_bytes[a] = packed_slot(b, a) ? (half > dec ? half : dec) : bytes;
     b->act[a] = mkbuf(b, b->act_bytes[a]);
-    b->dact[a] = mkbuf(b, b->act_bytes[a]);
+    b->dact[a] = mkbuf(b, bytes);
     if (!b->act[a] || !b->dact[a]) goto fail;
   }
   dtr_lin_desc d = {.B = max_seqs, .Ttot = max_tokens, .H = cfg->heads, .K = cfg->head_dim,
@@ -301,6 +319,11 @@ uint32_t dtr_block_params(const dtr_block *b, const dtr_param_info **table) {
 dtr_buf *dtr_block_param_buf(dtr_block *b) { return b->p; }
 dtr_buf *dtr_block_grad_buf(dtr_block *b) { return b->g; }
 size_t dtr_block_param_bytes(const dtr_block *b) { return b->param_bytes; }
+size_t dtr_block_act_bytes(const dtr_block *b) {
+  size_t n = 0;
+  for (int a = 0; a < A_COUNT; a++) n += b->act_bytes[a];
+  return n;
+}
 uint64_t dtr_block_param_count(const dtr_block *b) {
   uint64_t n = 0;
   for (uint32_t i = 0; i < b->nparams; i++) n += (uint64_t)b->params[i].rows * b->params[i].cols;
@@ -362,6 +385,26 @@ static dtr_view dv_(dtr_block *b, int a, size_t floats) {
   return (dtr_view){b->dact[a], 0, floats * 4};
 }
 
+/* q, k or v (slot a, n values) as the chunked kernels read it: fp32, or
+ * packed fp16 halves (packed_slot). */
+static dtr_view qkv_in(dtr_block *b, int a, size_t n) {
+  return (dtr_view){b->act[a], 0, dtr_io_bytes(n, packed_slot(b, a))};
+}
+/* Where the op that makes q, k or v writes its fp32 values: the slot itself,
+ * or for a packed slot the slot's gradient buffer, which nothing reads until
+ * the backward overwrites it with the gradient; qkv_keep then packs the three
+ * into their half-size slots. */
+static dtr_view qkv_out(dtr_block *b, int a, size_t n) {
+  return packed_slot(b, a) ? dv_(b, a, n) : av(b, a, n);
+}
+static dtr_status qkv_keep(dtr_block *b, int q, int k, int v, size_t n) {
+  const int slot[3] = {q, k, v};
+  for (int i = 0; i < 3; i++)
+    if (packed_slot(b, slot[i]))
+      TRY(dtr_op_pack_f16(b->ctx, qkv_in(b, slot[i], n), dv_(b, slot[i], n), (uint32_t)n));
+  return DTR_OK;
+}
+
 /* out (T, N) = x (T, K) W^T (+ bias), W (N, K). */
 static dtr_status linear(dtr_block *b, dtr_view out, dtr_view x, dtr_view W, dtr_view bias,
                          uint32_t T, uint32_t N, uint32_t K) {
@@ -385,7 +428,8 @@ static dtr_status linear_bwd(dtr_block *b, dtr_view dx, int acc, dtr_view dW, dt
 static dtr_lin_desc lin_desc(const dtr_block *b, uint32_t B, uint32_t T) {
   const dtr_block_config *c = &b->cfg;
   dtr_lin_desc d = {.B = B, .Ttot = T, .H = c->heads, .K = c->head_dim, .V = c->head_dim,
-                    .scale = 1.0f / sqrtf((float)c->head_dim), .chunk = c->chunk};
+                    .scale = 1.0f / sqrtf((float)c->head_dim), .chunk = c->chunk,
+                    .io_f16 = c->io_f16 != 0}; /* the decode ops ignore io_f16 */
   return d;
 }
 
@@ -418,9 +462,9 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
    * the fp32 scratch first */
   dtr_view S = s && !s->f16 ? dtr_whole(s->S)
                             : (dtr_view){b->scratch_state, 0, (size_t)B * H * D * D * 4};
-  TRY(linear(b, av(b, A_Q0, n), x, P("q_proj.weight"), DTR_NONE, T, HD, hid));
-  TRY(linear(b, av(b, A_K0, n), x, P("k_proj.weight"), DTR_NONE, T, HD, hid));
-  TRY(linear(b, av(b, A_V0, n), x, P("v_proj.weight"), DTR_NONE, T, HD, hid));
+  TRY(linear(b, qkv_out(b, A_Q0, n), x, P("q_proj.weight"), DTR_NONE, T, HD, hid));
+  TRY(linear(b, qkv_out(b, A_K0, n), x, P("k_proj.weight"), DTR_NONE, T, HD, hid));
+  TRY(linear(b, qkv_out(b, A_V0, n), x, P("v_proj.weight"), DTR_NONE, T, HD, hid));
   TRY(linear(b, av(b, A_GATE, n), x, P("g_proj.weight"), DTR_NONE, T, HD, hid));
   if (c->kind == DTR_BLOCK_GLA) {
     uint32_t R = c->gla_gate_rank;
@@ -429,8 +473,9 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
                P("gk_proj.1.bias"), T, HD, R));
     TRY(dtr_op_gla_gate_fwd(ctx, av(b, A_GK, n), av(b, A_GKPRE, n), (uint32_t)n,
                             c->gla_normalizer));
-    TRY(dtr_op_gla_chunk_fwd(ctx, av(b, A_O, n), S, av(b, A_Q0, n), av(b, A_K0, n),
-                             av(b, A_V0, n), av(b, A_GK, n), DTR_NONE, offsets, &ld));
+    TRY(qkv_keep(b, A_Q0, A_K0, A_V0, n));
+    TRY(dtr_op_gla_chunk_fwd(ctx, av(b, A_O, n), S, qkv_in(b, A_Q0, n), qkv_in(b, A_K0, n),
+                             qkv_in(b, A_V0, n), av(b, A_GK, n), DTR_NONE, offsets, &ld));
   } else {
     size_t nh = (size_t)T * H;
     if (c->kind == DTR_BLOCK_GDN) {
@@ -440,7 +485,7 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
       TRY(dtr_op_shortconv_fwd(ctx, av(b, A_KC, n), s ? dtr_whole(s->ck) : DTR_NONE,
                                av(b, A_K0, n), P("k_conv1d.weight"), DTR_NONE, offsets, B, T,
                                HD, 1));
-      TRY(dtr_op_shortconv_fwd(ctx, av(b, A_VC, n), s ? dtr_whole(s->cv) : DTR_NONE,
+      TRY(dtr_op_shortconv_fwd(ctx, qkv_out(b, A_VC, n), s ? dtr_whole(s->cv) : DTR_NONE,
                                av(b, A_V0, n), P("v_conv1d.weight"), DTR_NONE, offsets, B, T,
                                HD, 1));
     } else {
@@ -453,18 +498,19 @@ static dtr_status forward(dtr_block *b, dtr_block_state *s, dtr_view y, dtr_view
                           T * R));
       TRY(linear(b, av(b, A_KERN, 4 * n), av(b, A_S1, (size_t)T * R),
                  P("dynamic_conv.w2.weight"), P("dynamic_conv.w2.bias"), T, 4 * HD, R));
-      TRY(dtr_op_dynconv_fwd(ctx, av(b, A_VC, n), s ? dtr_whole(s->cv) : DTR_NONE,
+      TRY(dtr_op_dynconv_fwd(ctx, qkv_out(b, A_VC, n), s ? dtr_whole(s->cv) : DTR_NONE,
                              av(b, A_V0, n), av(b, A_KERN, 4 * n), DTR_NONE, offsets, B, T,
                              HD, 1));
     }
-    TRY(dtr_op_l2norm_fwd(ctx, av(b, A_Q, n), av(b, A_QC, n), T * H, D, 1e-6f));
-    TRY(dtr_op_l2norm_fwd(ctx, av(b, A_K, n), av(b, A_KC, n), T * H, D, 1e-6f));
+    TRY(dtr_op_l2norm_fwd(ctx, qkv_out(b, A_Q, n), av(b, A_QC, n), T * H, D, 1e-6f));
+    TRY(dtr_op_l2norm_fwd(ctx, qkv_out(b, A_K, n), av(b, A_KC, n), T * H, D, 1e-6f));
+    TRY(qkv_keep(b, A_Q, A_K, A_VC, n));
     TRY(linear(b, av(b, A_A, nh), x, P("a_proj.weight"), DTR_NONE, T, H, hid));
     TRY(linear(b, av(b, A_B, nh), x, P("b_proj.weight"), DTR_NONE, T, H, hid));
     TRY(dtr_op_gdn_gate_fwd(ctx, av(b, A_G, nh), av(b, A_BETA, nh), av(b, A_A, nh),
                             av(b, A_B, nh), P("A_log"), P("dt_bias"), T, H));
-    TRY(dtr_op_gdn_chunk_fwd(ctx, av(b, A_O, n), S, av(b, A_Q, n), av(b, A_K, n),
-                             av(b, A_VC, n), av(b, A_G, nh), av(b, A_BETA, nh), DTR_NONE,
+    TRY(dtr_op_gdn_chunk_fwd(ctx, av(b, A_O, n), S, qkv_in(b, A_Q, n), qkv_in(b, A_K, n),
+                             qkv_in(b, A_VC, n), av(b, A_G, nh), av(b, A_BETA, nh), DTR_NONE,
                              offsets, &ld));
   }
   if (s && s->f16) TRY(dtr_op_pack_f16(ctx, dtr_whole(s->S), S, B * H * D * D));
@@ -502,8 +548,8 @@ dtr_status dtr_block_backward(dtr_block *b, dtr_view dx, dtr_view dy) {
     uint32_t R = c->gla_gate_rank;
     TRY(dtr_op_gla_chunk_bwd(ctx, dv_(b, A_Q0, n), dv_(b, A_K0, n), dv_(b, A_V0, n),
                              dv_(b, A_GK, n), DTR_NONE, dv_(b, A_O, n), DTR_NONE,
-                             av(b, A_Q0, n), av(b, A_K0, n), av(b, A_V0, n), av(b, A_GK, n),
-                             DTR_NONE, offsets, ws, &ld));
+                             qkv_in(b, A_Q0, n), qkv_in(b, A_K0, n), qkv_in(b, A_V0, n),
+                             av(b, A_GK, n), DTR_NONE, offsets, ws, &ld));
     TRY(dtr_op_gla_gate_bwd(ctx, dv_(b, A_GKPRE, n), dv_(b, A_GK, n), av(b, A_GKPRE, n),
                             (uint32_t)n, c->gla_normalizer));
     TRY(linear_bwd(b, dv_(b, A_GK1, (size_t)T * R), 0, G("gk_proj.1.weight"),
@@ -512,9 +558,9 @@ dtr_status dtr_block_backward(dtr_block *b, dtr_view dx, dtr_view dy) {
     TRY(linear_bwd(b, dx, 0, G("gk_proj.0.weight"), DTR_NONE, dv_(b, A_GK1, (size_t)T * R), x,
                    P("gk_proj.0.weight"), T, R, hid));
   } else {
-    TRY(dtr_op_gdn_chunk_bwd(ctx, dv_(b, A_Q, n), dv_(b, A_K, n), dv_(b, A_VC, n),
-                             dv_(b, A_G, nh), dv_(b, A_BETA, nh), DTR_NONE, dv_(b, A_O, n),
-                             DTR_NONE, av(b, A_Q, n), av(b, A_K, n), av(b, A_VC, n),
+    TRY(dtr_op_gdn_chunk_bwd(ctx, dv_(b, A_Q, n), dv_(b, A_K, n), dv_(b, A_VC, n), dv_(b, A_G, nh),
+                             dv_(b, A_BETA, nh), DTR_NONE, dv_(b, A_O, n), DTR_NONE,
+                             qkv_in(b, A_Q, n), qkv_in(b, A_K, n), qkv_in(b, A_VC, n),
                              av(b, A_G, nh), av(b, A_BETA, nh), DTR_NONE, offsets, ws, &ld));
     TRY(dtr_op_gdn_gate_bwd(ctx, dv_(b, A_A, nh), dv_(b, A_B, nh), G("A_log"), G("dt_bias"),
                             dv_(b, A_G, nh), dv_(b, A_BETA, nh), av(b, A_A, nh),

@@ -28,6 +28,12 @@ typedef struct dtr_block_config {
   uint32_t state_f16; /* decode states hold S as packed fp16 (half the memory
                          and traffic; the math stays fp32). Default: 1 when the
                          environment has DTR_STATE_F16=1, else 0 */
+  uint32_t io_f16;    /* a forward keeps q, k, v for its backward as packed fp16
+                         (dtr_lin_desc.io_f16): those three slots take half the
+                         bytes (dtr_block_act_bytes), and the chunked kernels
+                         of both passes read the same rounded values. Fixed at
+                         creation. Default: 1 when the environment has
+                         DTR_IO_F16=1, else 0 */
 } dtr_block_config;
 
 /* Defaults for a kind at a given width and head count. */
@@ -57,6 +63,10 @@ dtr_buf *dtr_block_param_buf(dtr_block *b);
 dtr_buf *dtr_block_grad_buf(dtr_block *b);
 size_t dtr_block_param_bytes(const dtr_block *b);
 uint64_t dtr_block_param_count(const dtr_block *b); /* floats that are parameters */
+/* Device bytes of the activation slots: what a forward keeps for its backward,
+ * sized for max_tokens at creation (the gradient slots of the backward and the
+ * chunk kernel's workspace are not counted). */
+size_t dtr_block_act_bytes(const dtr_block *b);
 /* Host copies: get/set all parameters (dtr_block_param_bytes bytes, table layout). */
 dtr_status dtr_block_get_params(dtr_block *b, float *dst);
 dtr_status dtr_block_set_params(dtr_block *b, const float *src);

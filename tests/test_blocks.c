@@ -4,7 +4,10 @@
  * the forward over a batch of packed sequences of different lengths, every
  * parameter's and the input's gradient against central finite differences of
  * the reference, prefill-then-decode against one long forward, token-by-token
- * decode against the forward, and initialisation from a GQA teacher. */
+ * decode against the forward, and initialisation from a GQA teacher. A block
+ * that keeps q, k, v in fp16 (io_f16) is checked against the reference that
+ * rounds them the same way (gradients: finite differences of it with the
+ * rounding residuals frozen), also through prefill then decode. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,10 @@ typedef struct refblk {
   const dtr_param_info *tab;
   uint32_t np;
   double *p; /* parameters in the block's table layout (floats -> double) */
+  /* io_f16: q, k, v's fp16 rounding residuals half(x) - x (3 T HD), recorded by
+   * each call, or with frozen set added as they were recorded */
+  double *res;
+  int frozen;
 } refblk;
 
 static const double *rp(const refblk *r, const char *name) {
@@ -124,6 +131,20 @@ static void ref_block(const refblk *r, double *y, const double *x, const int *of
         beta[t * H + h] = sigm(beta[t * H + h]);
       }
   }
+  /* io_f16: the chunked kernels see q, k, v rounded to fp16. Rounding with
+   * its residual frozen is smooth, and its finite differences are the
+   * gradients the block's backward computes (it passes a gradient through
+   * the rounding unchanged). */
+  if (c->io_f16) {
+    double *qkv[3] = {q, k, v};
+    size_t n = (size_t)T * HD;
+    for (int m = 0; m < 3; m++)
+      for (size_t i = 0; i < n; i++) {
+        double *e = &r->res[m * n + i];
+        if (!r->frozen) *e = th_half(qkv[m][i]) - qkv[m][i];
+        qkv[m][i] += *e;
+      }
+  }
   /* The recurrences, per sequence and head. */
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
@@ -185,6 +206,105 @@ static double fd_loss(void *ud) {
   return s;
 }
 
+/* Comparisons with the reference rounding q, k, v to fp16 keep the fp32
+ * block's relative limits, with an absolute floor per element of 1e-3 (3e-3
+ * for gradients): a value whose fp32 result on the device and double result
+ * in the reference straddle a midpoint between halves rounds one half's
+ * spacing (2^-11 relative) apart, a few of the 18k q, k, v values per run,
+ * and moves the elements near it by up to a few 1e-4 (the most seen over
+ * 100 seeds: y 3.3e-4, gradients 1.3e-3). */
+#define IO_F16_ATOL 1e-3
+
+static double rel_diff(const float *a, const double *ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    num += (a[i] - ref[i]) * (a[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* The block's gradients (gf parameters, dxf the input's) against central
+ * finite differences of f's reference loss L = sum(y * dy) at sampled
+ * indices, each within atol + 2e-2 |ref|; what names the block. */
+static void check_grads(const char *what, fdctx *f, const float *gf, const float *dxf,
+                        double atol) {
+  const refblk *r = f->r;
+  char line[160];
+  enum { SAMPLES = 6 };
+  for (uint32_t i = 0; i < r->np; i++) {
+    size_t n = (size_t)r->tab[i].rows * r->tab[i].cols;
+    float got_s[SAMPLES];
+    double want[SAMPLES];
+    for (int s = 0; s < SAMPLES; s++) {
+      size_t j = r->tab[i].offset / 4 + (n <= SAMPLES ? (size_t)s % n : th_randint((uint32_t)n));
+      th_fd(fd_loss, f, r->p + j, 1, 1e-5, &want[s]);
+      got_s[s] = gf[j];
+    }
+    snprintf(line, sizeof line, "%s d%s vs finite differences", what, r->tab[i].name);
+    th_check(line, got_s, want, SAMPLES, 5e-3, atol, 2e-2);
+  }
+  float got_s[12];
+  double want[12];
+  for (int s = 0; s < 12; s++) {
+    size_t j = th_randint((uint32_t)f->ny);
+    th_fd(fd_loss, f, f->x + j, 1, 1e-5, &want[s]);
+    got_s[s] = dxf[j];
+  }
+  snprintf(line, sizeof line, "%s dx vs finite differences", what);
+  th_check(line, got_s, want, 12, 5e-3, atol, 2e-2);
+}
+
+/* The fp32 block blk's twin of cfg16 (io_f16 on) on its parameters pf and the
+ * inputs of f (x in bx, dy in bdy, offsets in boff; y32 the fp32 block's
+ * output): the forward against the reference rounding q, k, v to fp16 as the
+ * twin keeps them, the gradients against finite differences of that reference
+ * with the rounding residuals frozen, and the activation bytes it saves.
+ * Returns the twin. */
+static dtr_block *check_io_f16(dtr_ctx *ctx, const dtr_block_config *cfg16, dtr_block *blk,
+                               const float *pf, const fdctx *f, const float *y32, dtr_buf *bx,
+                               dtr_buf *bdy, dtr_buf *boff) {
+  char what[128];
+  const char *kn = dtr_block_kind_name(cfg16->kind);
+  uint32_t B = (uint32_t)f->B, T = (uint32_t)f->off[B], HD = cfg16->heads * cfg16->head_dim;
+  size_t nx = f->ny, pn = dtr_block_param_bytes(blk) / 4;
+  dtr_block *b16 = dtr_block_create(ctx, cfg16, T, B, 7);
+  if (!b16) th_ok(ctx, DTR_ERR_INVALID, "dtr_block_create (io_f16)");
+  th_ok(ctx, dtr_block_set_params(b16, pf), "set params");
+  refblk r16 = *f->r;
+  r16.c = cfg16;
+  r16.res = th_dalloc(3 * (size_t)T * HD);
+  fdctx f16 = *f;
+  f16.r = &r16;
+  float *y = th_alloc(nx), *g = th_alloc(pn), *dx = th_alloc(nx);
+  double *yref = th_dalloc(nx);
+  dtr_buf *by = th_poison(ctx, nx * 4), *bdx = th_poison(ctx, nx * 4);
+  th_ok(ctx, dtr_block_forward(b16, dtr_whole(by), dtr_whole(bx), dtr_whole(boff), B, T),
+        "block forward (io_f16)");
+  th_get(ctx, by, y, nx * 4);
+  ref_block(&r16, yref, f->x, f->off, (int)B); /* records the residuals */
+  snprintf(what, sizeof what, "%s io_f16 forward vs the fp16-rounding reference", kn);
+  th_check(what, y, yref, nx, 1e-4, IO_F16_ATOL, 1e-2);
+  /* the fp32 block, on unrounded q, k, v, misses that reference by more */
+  th_expect(rel_diff(y32, yref, nx) > 1e-4,
+            "%s fp32 forward misses the fp16-rounding reference (rel %.2e, io_f16 %.2e)", kn,
+            rel_diff(y32, yref, nx), rel_diff(y, yref, nx));
+  r16.frozen = 1;
+  th_ok(ctx, dtr_block_zero_grad(b16), "zero grad");
+  th_ok(ctx, dtr_block_backward(b16, dtr_whole(bdx), dtr_whole(bdy)), "block backward (io_f16)");
+  th_get(ctx, dtr_block_grad_buf(b16), g, pn * 4);
+  th_get(ctx, bdx, dx, nx * 4);
+  snprintf(what, sizeof what, "%s io_f16 (residuals frozen)", kn);
+  check_grads(what, &f16, g, dx, IO_F16_ATOL * 3);
+  size_t a32 = dtr_block_act_bytes(blk), a16 = dtr_block_act_bytes(b16);
+  th_expect(a32 - a16 == 3 * (size_t)T * HD * 2,
+            "%s io_f16: activations %zu bytes, fp32 %zu: saves %zu (q, k, v at two bytes a "
+            "value, no fp32 copy)", kn, a16, a32, a32 - a16);
+  dtr_buf_destroy(ctx, by); dtr_buf_destroy(ctx, bdx);
+  free(y); free(g); free(dx); free(yref); free(r16.res);
+  return b16;
+}
+
 static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
   const char *kn = dtr_block_kind_name(kind);
   uint32_t hid = 64, H = 4, D = 16; /* sizes whose weights pack without padding: decode fuses */
@@ -194,6 +314,7 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
   uint32_t T = (uint32_t)off[B];
   dtr_block_config cfg = dtr_block_config_default(kind, hid, H);
   cfg.head_dim = D;
+  cfg.io_f16 = 0; /* fp32 q, k, v whatever DTR_IO_F16 says; io_f16 below */
   dtr_block *blk = dtr_block_create(ctx, &cfg, T, (uint32_t)B, 7);
   if (!blk) th_ok(ctx, DTR_ERR_INVALID, "dtr_block_create");
   const dtr_param_info *tab;
@@ -216,7 +337,7 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
     }
   }
   th_ok(ctx, dtr_block_set_params(blk, pf), "set params");
-  refblk r = {&cfg, tab, np, th_dalloc(pn)};
+  refblk r = {&cfg, tab, np, th_dalloc(pn), NULL, 0};
   for (size_t i = 0; i < pn; i++) r.p[i] = pf[i];
 
   size_t nx = (size_t)T * hid;
@@ -239,60 +360,61 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
   th_check(what, got, yref, nx, 1e-4, 1e-5, 1e-2);
 
   /* backward: parameter and input gradients against finite differences of the
-   * reference's loss L = sum(y * dy) at sampled indices. */
+   * reference */
   th_ok(ctx, dtr_block_zero_grad(blk), "zero grad");
   th_ok(ctx, dtr_block_backward(blk, dtr_whole(bdx), dtr_whole(bdy)), "block backward");
   float *gf = th_alloc(pn), *dxf = th_alloc(nx);
   th_get(ctx, dtr_block_grad_buf(blk), gf, pb);
   th_get(ctx, bdx, dxf, nx * 4);
   fdctx f = {&r, xd, dyd, ytmp, off, B, nx};
-  enum { SAMPLES = 6 };
-  for (uint32_t i = 0; i < np; i++) {
-    size_t n = (size_t)tab[i].rows * tab[i].cols;
-    float got_s[SAMPLES];
-    double want[SAMPLES];
-    for (int s = 0; s < SAMPLES; s++) {
-      size_t j = tab[i].offset / 4 + (n <= SAMPLES ? (size_t)s % n : th_randint((uint32_t)n));
-      th_fd(fd_loss, &f, r.p + j, 1, 1e-5, &want[s]);
-      got_s[s] = gf[j];
-    }
-    snprintf(what, sizeof what, "%s d%s vs finite differences", kn, tab[i].name);
-    th_check(what, got_s, want, SAMPLES, 5e-3, 1e-5, 2e-2);
-  }
-  {
-    float got_s[12];
-    double want[12];
-    for (int s = 0; s < 12; s++) {
-      size_t j = th_randint((uint32_t)nx);
-      th_fd(fd_loss, &f, xd + j, 1, 1e-5, &want[s]);
-      got_s[s] = dxf[j];
-    }
-    snprintf(what, sizeof what, "%s dx vs finite differences", kn);
-    th_check(what, got_s, want, 12, 5e-3, 1e-5, 2e-2);
-  }
+  check_grads(kn, &f, gf, dxf, 1e-5);
+  dtr_block_config cfg16 = cfg;
+  cfg16.io_f16 = 1;
+  dtr_block *blk16 = check_io_f16(ctx, &cfg16, blk, pf, &f, got, bx, bdy, boff);
 
   /* prefill the first tokens of each sequence, then decode the rest one token
    * at a time: equals the one long forward. Two sequences, then one (decode of
    * a single sequence fuses its projections, and on CPU devices a GDN step runs
    * as one kernel), then one with that kernel off. */
   size_t bytes32[2] = {0, 0}; /* state bytes of fp32 states of 1 and 2 sequences */
-  for (int pass = 0; pass < 5; pass++) {
+  for (int pass = 0; pass < 6; pass++) {
     /* pass 2: one sequence again with the fused GDN decode kernel turned off;
-     * passes 3 and 4: two sequences, then one, with an fp16 state */
+     * passes 3 and 4: two sequences, then one, with an fp16 state; pass 5: two
+     * sequences on the io_f16 block, against the reference rounding its
+     * prompts' q, k, v to fp16 */
     int one = pass == 1 || pass == 2 || pass == 4;
+    dtr_block *db = pass == 5 ? blk16 : blk;
     if (pass == 2) setenv("DTR_GDN_FUSED", "0", 1);
-    dtr_block_set_state_f16(blk, pass >= 3);
+    dtr_block_set_state_f16(db, pass == 3 || pass == 4);
     int P[2] = {one ? 40 : 5, 40}, L[2] = {one ? 52 : 9, 52}, nb = one ? 1 : 2;
     int poff[3] = {0, P[0], P[0] + P[1]};
     int loff[3] = {0, L[0], L[0] + L[1]};
-    dtr_block_state *st = dtr_block_state_create(blk, (uint32_t)nb);
+    dtr_block_state *st = dtr_block_state_create(db, (uint32_t)nb);
     if (!st) th_ok(ctx, DTR_ERR_INVALID, "state create");
     size_t nl = (size_t)loff[nb] * hid;
     double *yl = th_dalloc(nl), *xl = th_dalloc(nl);
     float *xlf = th_alloc(nl), *yp = th_alloc(nl), *out = th_alloc(nl);
     th_rand(xlf, nl, -1, 1);
     for (size_t i = 0; i < nl; i++) xl[i] = xlf[i];
-    ref_block(&r, yl, xl, loff, nb);
+    if (pass == 5) {
+      /* the io_f16 prefill rounds the prompts' q, k, v to fp16, decode steps
+       * do not: the residuals of the whole sequences, cleared past the
+       * prompts, then frozen */
+      refblk r16 = r;
+      size_t nq = (size_t)loff[nb] * H * D;
+      r16.c = &cfg16;
+      r16.res = th_dalloc(3 * nq);
+      ref_block(&r16, yl, xl, loff, nb);
+      for (int m = 0; m < 3; m++)
+        for (int b = 0; b < nb; b++)
+          memset(r16.res + m * nq + (size_t)(loff[b] + P[b]) * H * D, 0,
+                 (size_t)(L[b] - P[b]) * H * D * 8);
+      r16.frozen = 1;
+      ref_block(&r16, yl, xl, loff, nb);
+      free(r16.res);
+    } else {
+      ref_block(&r, yl, xl, loff, nb);
+    }
     /* packed prompts */
     float *xp = th_alloc((size_t)poff[nb] * hid);
     for (int b = 0; b < nb; b++)
@@ -301,7 +423,7 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
             *byp = th_poison(ctx, (size_t)poff[nb] * hid * 4),
             *bpo = th_buf(ctx, poff, sizeof poff), *bxt = th_buf(ctx, NULL, (size_t)nb * hid * 4),
             *byt = th_poison(ctx, (size_t)nb * hid * 4);
-    th_ok(ctx, dtr_block_prefill(blk, st, dtr_whole(byp), dtr_whole(bxp), dtr_whole(bpo),
+    th_ok(ctx, dtr_block_prefill(db, st, dtr_whole(byp), dtr_whole(bxp), dtr_whole(bpo),
                                  (uint32_t)nb, (uint32_t)poff[nb]), "prefill");
     th_get(ctx, byp, yp, (size_t)poff[nb] * hid * 4);
     double *want = th_dalloc(nl);
@@ -324,7 +446,7 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
         else memset(xt + (size_t)b * hid, 0, hid * 4);
       }
       th_ok(ctx, dtr_buf_upload(ctx, bxt, 0, xt, (size_t)nb * hid * 4), "upload");
-      th_ok(ctx, dtr_block_decode(blk, st, dtr_whole(byt), dtr_whole(bxt)), "decode");
+      th_ok(ctx, dtr_block_decode(db, st, dtr_whole(byt), dtr_whole(bxt)), "decode");
       th_get(ctx, byt, yt, (size_t)nb * hid * 4);
       for (int b = 0; b < nb; b++) {
         int t = P[b] + s;
@@ -337,18 +459,18 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
     }
     snprintf(what, sizeof what, "%s prefill (%s) then decode == forward (%s)%s", kn,
              one ? "40" : "5,40", one ? "52" : "9,52",
-             pass == 2 ? ", unfused" : pass >= 3 ? ", fp16 state" : "");
+             pass == 2 ? ", unfused" : pass == 5 ? ", io_f16" : pass >= 3 ? ", fp16 state" : "");
     if (pass == 2) unsetenv("DTR_GDN_FUSED");
     /* an fp16 state rounds S to 11 bits at every token */
-    if (pass >= 3) th_check(what, out, want, ng, 3e-3, 3e-3, 5e-2);
-    else th_check(what, out, want, ng, 1e-4, 1e-5, 1e-2);
+    if (pass == 3 || pass == 4) th_check(what, out, want, ng, 3e-3, 3e-3, 5e-2);
+    else th_check(what, out, want, ng, 1e-4, pass == 5 ? IO_F16_ATOL : 1e-5, 1e-2);
     if (pass < 2) bytes32[nb - 1] = dtr_block_state_bytes(st);
-    if (pass >= 3)
+    if (pass == 3 || pass == 4)
       th_expect(dtr_block_state_bytes(st) == bytes32[nb - 1] - (size_t)nb * H * D * D * 2,
                 "%s fp16 state: %zu bytes, fp32 %zu: S at two bytes a value", kn,
                 dtr_block_state_bytes(st), bytes32[nb - 1]);
-    dtr_block_state_destroy(blk, st);
-    dtr_block_set_state_f16(blk, 0);
+    dtr_block_state_destroy(db, st);
+    dtr_block_set_state_f16(db, 0);
     dtr_buf_destroy(ctx, bxp); dtr_buf_destroy(ctx, byp); dtr_buf_destroy(ctx, bpo);
     dtr_buf_destroy(ctx, bxt); dtr_buf_destroy(ctx, byt);
     free(yl); free(xl); free(xlf); free(yp); free(out); free(xp); free(want); free(xt); free(yt);
@@ -357,6 +479,7 @@ static void run_kind(dtr_ctx *ctx, dtr_block_kind kind) {
   dtr_buf_destroy(ctx, bx); dtr_buf_destroy(ctx, by); dtr_buf_destroy(ctx, bdy);
   dtr_buf_destroy(ctx, bdx); dtr_buf_destroy(ctx, boff);
   dtr_block_destroy(blk);
+  dtr_block_destroy(blk16);
   free(pf); free(r.p); free(x); free(got); free(dyf); free(xd); free(yref); free(dyd);
   free(ytmp); free(gf); free(dxf);
 }

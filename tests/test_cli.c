@@ -54,7 +54,9 @@ int main(int argc, char **argv) {
   rc = run("bench linear --quick --json --repeat 1 --steps 2", out, sizeof out);
   const char *lkeys[] = {"\"training\"", "\"decode\"", "\"fwd_ms\"", "\"fwdbwd_ms\"",
                          "\"ms_per_token\"", "\"mixer\": \"gla\"", "\"mixer\": \"gdn\"",
-                         "\"mixer\": \"jet\"", "\"mixer\": \"attn\"", NULL};
+                         "\"mixer\": \"jet\"", "\"mixer\": \"attn\"", "\"fwd_ms_f16\"",
+                         "\"fwdbwd_ms_f16\"", "\"f16_speedup_fwd\"", "\"f16_speedup_fwdbwd\"",
+                         "\"ms_per_token_f16\"", "\"f16_speedup\"", NULL};
   th_expect(rc == 0 && has_all(out, lkeys), "dtr bench linear --quick --json (exit %d)", rc);
   if (rc != 0) printf("%s\n", out);
   /* bench train on a tiny config (no data files needed) */

@@ -7,7 +7,9 @@
  * (q/k/v/o, gates) are dense matmuls that every variant shares and are left
  * out. attn = flash attention; gla = GLA chunk kernel; gdn = three short convs,
  * two L2 norms and the Gated DeltaNet chunk kernel; jet = two SiLUs, the
- * dynamic conv, two L2 norms and the same chunk kernel. */
+ * dynamic conv, two L2 norms and the same chunk kernel. A linear mixer's
+ * training rows are timed again with its chunk kernels reading q, k, v as
+ * packed fp16 (dtr_lin_desc.io_f16). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +26,19 @@ typedef struct lb {
   dtr_ctx *ctx;
   int mixer;
   uint32_t T, H, D, steps, f16; /* f16: decode with packed fp16 states */
+  uint32_t io16; /* the chunk kernels read q16, k16, v16 (packed fp16 q, k, v) */
   dtr_buf *q, *k, *v, *o, *q0, *k0, *v0, *gk, *g, *beta, *lse, *kern, *wconv;
   dtr_buf *dq, *dk, *dv, *dout, *dgk, *dg, *dbeta, *dq0, *dk0, *dv0, *dkern, *dwconv;
-  dtr_buf *off, *ws, *state, *cq, *ck, *cv;
+  dtr_buf *off, *ws, *state, *q16, *k16, *v16, *cq, *ck, *cv;
 } lb;
 
 static dtr_view W(dtr_buf *b) { return dtr_whole(b); }
+/* q, k or v as the chunk kernels read it: x32, or its packed copy x16 */
+static dtr_view IO(const lb *b, dtr_buf *x32, dtr_buf *x16) { return W(b->io16 ? x16 : x32); }
 
 static dtr_lin_desc desc_of(const lb *b, uint32_t T) {
   dtr_lin_desc d = {.B = 1, .Ttot = T, .H = b->H, .K = b->D, .V = b->D,
-                    .scale = 1.0f / sqrtf((float)b->D), .chunk = 64};
+                    .scale = 1.0f / sqrtf((float)b->D), .chunk = 64, .io_f16 = b->io16};
   return d;
 }
 
@@ -51,8 +56,9 @@ static dtr_status rec_fwd(void *ud) {
   case M_GLA:
     /* state_out: GLA carries its state through it on devices where a long
      * sequence takes several dispatches (lavapipe's loop limit) */
-    return dtr_op_gla_chunk_fwd(c, W(b->o), W(b->state), W(b->q), W(b->k), W(b->v), W(b->gk),
-                                DTR_NONE, W(b->off), &d);
+    return dtr_op_gla_chunk_fwd(c, W(b->o), W(b->state), IO(b, b->q, b->q16),
+                                IO(b, b->k, b->k16), IO(b, b->v, b->v16), W(b->gk), DTR_NONE,
+                                W(b->off), &d);
   case M_GDN:
     if ((st = dtr_op_shortconv_fwd(c, W(b->dq0), DTR_NONE, W(b->q0), W(b->wconv), DTR_NONE,
                                    W(b->off), 1, T, C, 1)) ||
@@ -73,8 +79,11 @@ static dtr_status rec_fwd(void *ud) {
   if ((st = dtr_op_l2norm_fwd(c, W(b->q), W(b->dq0), T * H, D, 1e-6f)) ||
       (st = dtr_op_l2norm_fwd(c, W(b->k), W(b->dk0), T * H, D, 1e-6f)))
     return st;
-  return dtr_op_gdn_chunk_fwd(c, W(b->o), W(b->state), W(b->q), W(b->k), W(b->v), W(b->g),
-                              W(b->beta), DTR_NONE, W(b->off), &d);
+  /* with io16 the convs and norms still write q, k, v in fp32 (the same work);
+   * the chunk kernel reads the copies packed from them before timing */
+  return dtr_op_gdn_chunk_fwd(c, W(b->o), W(b->state), IO(b, b->q, b->q16), IO(b, b->k, b->k16),
+                              IO(b, b->v, b->v16), W(b->g), W(b->beta), DTR_NONE, W(b->off),
+                              &d);
 }
 
 static dtr_status rec_fwdbwd(void *ud) {
@@ -92,12 +101,14 @@ static dtr_status rec_fwdbwd(void *ud) {
   }
   case M_GLA:
     return dtr_op_gla_chunk_bwd(c, W(b->dq), W(b->dk), W(b->dv), W(b->dgk), DTR_NONE,
-                                W(b->dout), DTR_NONE, W(b->q), W(b->k), W(b->v), W(b->gk),
-                                DTR_NONE, W(b->off), W(b->ws), &d);
+                                W(b->dout), DTR_NONE, IO(b, b->q, b->q16), IO(b, b->k, b->k16),
+                                IO(b, b->v, b->v16), W(b->gk), DTR_NONE, W(b->off), W(b->ws),
+                                &d);
   }
   if ((st = dtr_op_gdn_chunk_bwd(c, W(b->dq), W(b->dk), W(b->dv), W(b->dg), W(b->dbeta),
-                                 DTR_NONE, W(b->dout), DTR_NONE, W(b->q), W(b->k), W(b->v),
-                                 W(b->g), W(b->beta), DTR_NONE, W(b->off), W(b->ws), &d)) ||
+                                 DTR_NONE, W(b->dout), DTR_NONE, IO(b, b->q, b->q16),
+                                 IO(b, b->k, b->k16), IO(b, b->v, b->v16), W(b->g), W(b->beta),
+                                 DTR_NONE, W(b->off), W(b->ws), &d)) ||
       (st = dtr_op_l2norm_bwd(c, W(b->dq0), W(b->dq), W(b->q0), T * H, D, 1e-6f)) ||
       (st = dtr_op_l2norm_bwd(c, W(b->dk0), W(b->dk), W(b->k0), T * H, D, 1e-6f)))
     return st;
@@ -181,6 +192,7 @@ static int lb_alloc(lb *b, int decode) {
       {&b->dgk, n, 0, 0}, {&b->dg, nh, 0, 0}, {&b->dbeta, nh, 0, 0}, {&b->dq0, n, 0, 0},
       {&b->dk0, n, 0, 0}, {&b->dv0, n, 0, 0}, {&b->dkern, 4 * n, 0, 0},
       {&b->dwconv, 4 * (size_t)H * D, 0, 0}, {&b->state, (size_t)H * D * D, 0, 0},
+      {&b->q16, n / 2, 0, 0}, {&b->k16, n / 2, 0, 0}, {&b->v16, n / 2, 0, 0},
       {&b->cq, 3 * (size_t)H * D, 0, 0}, {&b->ck, 3 * (size_t)H * D, 0, 0},
       {&b->cv, 3 * (size_t)H * D, 0, 0}};
   size_t big = 0;
@@ -229,7 +241,9 @@ static void usage(FILE *f) {
           "  forward+backward over one sequence of T tokens, and decode time per token at\n"
           "  each context length (attention reads its KV cache, a linear mixer its state);\n"
           "  a linear mixer's decode is timed again with its state packed in fp16 (half\n"
-          "  the bytes; DTR_STATE_F16=1 makes models decode that way).\n"
+          "  the bytes; DTR_STATE_F16=1 makes models decode that way), and its training\n"
+          "  rows with the chunk kernels reading q, k, v as packed fp16 (io_f16, packed\n"
+          "  once before timing; DTR_IO_F16=1 makes models train that way).\n"
           "  --T LIST        training lengths, 8 heads (default 512,2048,8192)\n"
           "  --heads N       heads for the training rows (default 8); a T=512 row with 32\n"
           "                  heads is always added\n"
@@ -243,8 +257,33 @@ static void usage(FILE *f) {
           "  --json          one JSON object instead of tables\n");
 }
 
-/* dec16: ms per decode token with an fp16 state (linear mixers; 0 otherwise) */
-typedef struct row { int mixer; uint32_t T, H; double fwd, fb, dec, dec16; size_t state, state16; } row;
+/* dec16: ms per decode token with an fp16 state; fwd16, fb16: training times
+ * with fp16 q, k, v (linear mixers; 0 otherwise) */
+typedef struct row {
+  int mixer;
+  uint32_t T, H;
+  double fwd, fb, dec, dec16;
+  size_t state, state16;
+  double fwd16, fb16;
+} row;
+
+/* Packs b's q, k, v (as the last forward left them) into q16, k16, v16 and
+ * times the forward and forward+backward again with the chunk kernels reading
+ * them; the packing runs once, before and outside the timed work. */
+static int time_io16(lb *b, int repeat, row *r) {
+  dtr_ctx *c = b->ctx;
+  uint32_t n = b->T * b->H * b->D;
+  if (dtr_op_pack_f16(c, W(b->q16), W(b->q), n) || dtr_op_pack_f16(c, W(b->k16), W(b->k), n) ||
+      dtr_op_pack_f16(c, W(b->v16), W(b->v), n) || dtr_ctx_submit(c)) {
+    fprintf(stderr, "dtr bench linear: %s\n", dtr_ctx_error(c));
+    return 0;
+  }
+  b->io16 = 1;
+  r->fwd16 = cli_time_ms(c, rec_fwd, b, repeat);
+  r->fb16 = cli_time_ms(c, rec_fwdbwd, b, repeat);
+  b->io16 = 0;
+  return r->fwd16 >= 0 && r->fb16 >= 0;
+}
 
 int cmd_bench_linear(int argc, char **argv) {
   uint32_t Ts[8] = {512, 2048, 8192}, ctxs[8] = {512, 2048, 16384, 65536};
@@ -301,8 +340,9 @@ int cmd_bench_linear(int argc, char **argv) {
         fail = 1;
       } else {
         row r = {m, b.T, b.H, cli_time_ms(ctx, rec_fwd, &b, (int)repeat),
-                 cli_time_ms(ctx, rec_fwdbwd, &b, (int)repeat), 0, 0, 0, 0};
+                 cli_time_ms(ctx, rec_fwdbwd, &b, (int)repeat), 0, 0, 0, 0, 0, 0};
         if (r.fwd < 0 || r.fb < 0) fail = 1;
+        else if (m != M_ATTN && !time_io16(&b, (int)repeat, &r)) fail = 1;
         rows[nr++] = r;
       }
       lb_free(&b);
@@ -328,7 +368,7 @@ int cmd_bench_linear(int argc, char **argv) {
           st16 = HD * b.D * 2 + conv;
         }
         drows[nd++] = (row){m, b.T, b.H, 0, 0, ms / (double)b.steps, ms16 / (double)b.steps,
-                            st, st16};
+                            st, st16, 0, 0};
       }
       lb_free(&b);
     }
@@ -343,9 +383,14 @@ int cmd_bench_linear(int argc, char **argv) {
       for (int j = 0; j < nr; j++)
         if (rows[j].mixer == M_ATTN && rows[j].T == r->T && rows[j].H == r->H) a = &rows[j];
       printf("%s{\"mixer\": \"%s\", \"T\": %u, \"heads\": %u, \"fwd_ms\": %.4f, "
-             "\"fwdbwd_ms\": %.4f, \"speedup_fwd\": %.3f, \"speedup_fwdbwd\": %.3f}",
+             "\"fwdbwd_ms\": %.4f, \"speedup_fwd\": %.3f, \"speedup_fwdbwd\": %.3f",
              i ? ", " : "", mixer_name[r->mixer], r->T, r->H, r->fwd, r->fb,
              a ? a->fwd / r->fwd : 0.0, a ? a->fb / r->fb : 0.0);
+      if (r->mixer != M_ATTN)
+        printf(", \"fwd_ms_f16\": %.4f, \"fwdbwd_ms_f16\": %.4f, \"f16_speedup_fwd\": %.3f, "
+               "\"f16_speedup_fwdbwd\": %.3f",
+               r->fwd16, r->fb16, r->fwd / r->fwd16, r->fb / r->fb16);
+      printf("}");
     }
     printf("], \"decode\": [");
     for (int i = 0; i < nd; i++) {
@@ -364,16 +409,24 @@ int cmd_bench_linear(int argc, char **argv) {
     printf("]}\n");
   } else {
     printf("training (one sequence, head dim %ld; speedup = attention time / this)\n", dim);
-    printf("%-6s %7s %6s %12s %14s %10s %12s\n", "mixer", "T", "heads", "fwd ms", "fwd+bwd ms",
-           "fwd x", "fwd+bwd x");
+    printf("%-6s %7s %6s %12s %14s %10s %12s %12s %14s %10s %12s\n", "mixer", "T", "heads",
+           "fwd ms", "fwd+bwd ms", "fwd x", "fwd+bwd x", "fp16 fwd ms", "fp16 f+b ms",
+           "fp16 fwd x", "fp16 f+b x");
     for (int i = 0; i < nr; i++) {
       const row *r = &rows[i], *a = NULL;
       for (int j = 0; j < nr; j++)
         if (rows[j].mixer == M_ATTN && rows[j].T == r->T && rows[j].H == r->H) a = &rows[j];
       printf("%-6s %7u %6u %12.3f %14.3f", mixer_name[r->mixer], r->T, r->H, r->fwd, r->fb);
-      if (a) printf(" %10.2f %12.2f\n", a->fwd / r->fwd, a->fb / r->fb);
-      else printf(" %10s %12s\n", "-", "-");
+      if (a) printf(" %10.2f %12.2f", a->fwd / r->fwd, a->fb / r->fb);
+      else printf(" %10s %12s", "-", "-");
+      if (r->mixer != M_ATTN)
+        printf(" %12.3f %14.3f %10.2f %12.2f\n", r->fwd16, r->fb16, r->fwd / r->fwd16,
+               r->fb / r->fb16);
+      else printf(" %12s %14s %10s %12s\n", "-", "-", "-", "-");
     }
+    printf("(fp16: the chunk kernels read q, k, v packed in fp16 (io_f16), packed once before\n"
+           " timing, so the packing is not timed; convs, norms and gates stay fp32;\n"
+           " fp16 x = fp32 time / fp16 time)\n");
     printf("\ndecode (one sequence, %ld heads, %ld steps per submit)\n", heads, steps);
     printf("%-6s %8s %12s %14s %10s %14s %10s\n", "mixer", "context", "ms/token", "cache/state",
            "speedup", "fp16 ms/token", "fp16 x");

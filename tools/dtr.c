@@ -29,7 +29,9 @@ static void usage(FILE *f) {
           "  DTR_DEVICE=N    use Vulkan device N (see dtr info)\n"
           "  DTR_VALIDATE=1  run with the Khronos validation layer; any message is an error\n"
           "  DTR_PROFILE=1   per-kernel GPU timestamps, printed at the end\n"
-          "  DTR_STATE_F16=1 linear-attention decode states in fp16 (half the memory)\n");
+          "  DTR_STATE_F16=1 linear-attention decode states in fp16 (half the memory)\n"
+          "  DTR_IO_F16=1    linear blocks keep q, k, v for the backward in fp16 (the\n"
+          "                  chunked kernels read them so; half those activations)\n");
 }
 
 int cmd_bench(int argc, char **argv) {
