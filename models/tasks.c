@@ -199,8 +199,9 @@ static size_t stale_key(uint64_t *rng, const uint64_t *last, const size_t *taken
   return pool[rnd(rng, np < RECENT_POOL ? np : RECENT_POOL)];
 }
 
-static char *recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
-                             int *gold, uint64_t *last, uint64_t *clock) {
+/* nq: answered queries of a training sequence (with_answers). */
+static char *recall_sequence(uint64_t *rng, size_t npairs, size_t nq, int with_answers,
+                             char ***choices, int *gold, uint64_t *last, uint64_t *clock) {
   if (npairs < 1 || npairs > NKEYS || npairs > NVALS || npairs > 100) return NULL;
   size_t key[100], val[100];
   for (size_t i = 0; i < npairs; i++) { /* distinct keys and values */
@@ -220,7 +221,7 @@ static char *recall_sequence(uint64_t *rng, size_t npairs, int with_answers, cha
       for (size_t k = 0; k < i; k++) dup |= val[k] == val[i];
     } while (dup);
   }
-  size_t cap = 64 + npairs * 48, n = 0;
+  size_t cap = 64 + (npairs + nq) * 48, n = 0;
   char *s = malloc(cap);
   if (!s) return NULL;
   n += (size_t)snprintf(s + n, cap - n, "recall:");
@@ -228,9 +229,9 @@ static char *recall_sequence(uint64_t *rng, size_t npairs, int with_answers, cha
     n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[i]], VALS[val[i]]);
   n += (size_t)snprintf(s + n, cap - n, " query:");
   if (with_answers) {
-    /* npairs queries drawn with replacement: neither "the value not asked yet"
-     * nor the position of a pair answers one; only its key does */
-    for (size_t i = 0; i < npairs; i++) {
+    /* queries drawn with replacement: neither "the value not asked yet" nor
+     * the position of a pair answers one; only its key does */
+    for (size_t i = 0; i < nq; i++) {
       size_t q = rnd(rng, npairs);
       n += (size_t)snprintf(s + n, cap - n, " %s %s", KEYS[key[q]], VALS[val[q]]);
     }
@@ -251,7 +252,7 @@ static char *recall_sequence(uint64_t *rng, size_t npairs, int with_answers, cha
 
 char *dtr_recall_sequence(uint64_t *rng, size_t npairs, int with_answers, char ***choices,
                           int *gold) {
-  return recall_sequence(rng, npairs, with_answers, choices, gold, NULL, NULL);
+  return recall_sequence(rng, npairs, npairs, with_answers, choices, gold, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ word counts */
@@ -508,7 +509,7 @@ void dtr_tasks_opts_default(dtr_tasks_opts *o) {
   o->seed = 1234;
   o->recall_n = 300;
   o->recall_pairs = 8;
-  o->recall_train = 100000;
+  o->recall_train = 50000;
   o->cloze_n = 500;
   o->lm_n = 200;
   o->lm_max_bytes = 2000;
@@ -579,7 +580,9 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
     uint64_t last[NKEYS] = {0}, clock = 0;
     for (size_t c = lo; c <= hi && st == DTR_OK; c++)
       for (size_t i = 0; i < count[c] && st == DTR_OK; i++) {
-        char *q = recall_sequence(&r2, c, 1, NULL, NULL, last, &clock);
+        /* about 4 + 2c tokens of pairs, 2 a query: fill to some 128 */
+        size_t nq = o.recall_queries ? o.recall_queries : c < 60 ? 62 - c : c;
+        char *q = recall_sequence(&r2, c, nq < c ? c : nq, 1, NULL, NULL, last, &clock);
         if (!q) {
           st = DTR_ERR_OOM;
           break;

@@ -16,10 +16,12 @@
  *   recall.jsonl     multi-query associative recall (MQAR): "recall: apple 42
  *                    river 7 ... query: river", choices = the values of the
  *                    context ("42", "7", ...), gold = the one paired with the key.
- *   recall_train.txt training mix of the same format (1 to 2x pairs per sequence)
- *                    with answers for every key
- *                    in shuffled order ("... query: river 7 apple 42 ..."),
- *                    documents separated like train.txt; mix into pretraining.
+ *   recall_train.txt training mix of the same format (2 to 2x pairs per sequence)
+ *                    with answered queries drawn with replacement ("... query:
+ *                    river 7 apple 42 river 7 ..."; by default as many as make
+ *                    the sequence about 128 tokens, so a training window holds
+ *                    mostly one sequence and many answers), documents separated
+ *                    like train.txt, easiest first; mix into pretraining.
  *   cloze.jsonl      WordNet example sentences from the TEST split with the
  *                    headword blanked: context = the sentence up to the headword
  *                    (at least 3 words), choices = the headword and 3 distractor
@@ -65,7 +67,9 @@ typedef struct {
   uint64_t seed;
   size_t recall_n;       /* recall.jsonl examples (default 300) */
   size_t recall_pairs;   /* key-value pairs per recall example (default 8) */
-  size_t recall_train;   /* recall_train.txt sequences (default 20000; 0: no file) */
+  size_t recall_train;   /* recall_train.txt sequences (default 50000; 0: no file) */
+  size_t recall_queries; /* answered queries per training sequence, at least its
+                            pair count (default 0: fill to about 128 tokens) */
   size_t cloze_n;        /* cloze.jsonl examples, at most (default 500) */
   size_t lm_n;           /* lm.jsonl documents, at most (default 200) */
   size_t lm_max_bytes;   /* per lm document (default 2000) */

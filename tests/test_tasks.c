@@ -91,7 +91,7 @@ static void test_make(void) {
   th_expect(st == DTR_OK && nd == 200, "recall_train.txt: 200 sequences (%zu)", st == DTR_OK ? nd : 0);
   bad = 0;
   int unordered = 0, shared = 0;
-  size_t last_answers = 0;
+  size_t last_pairs = 0, nseq_tokens = 0;
   for (size_t i = 0; st == DTR_OK && i < nd; i++) {
     char *q = strstr(docs[i], " query:");
     if (strncmp(docs[i], "recall:", 7) || !q) { bad++; continue; }
@@ -108,12 +108,12 @@ static void test_make(void) {
       char nx = hit ? hit[strlen(pat)] : 0;
       if (!hit || (nx != ' ' && nx != 0)) bad++;
     }
-    /* neighbours share no key: " key " of this sequence's pairs is not in the
-     * pairs of the one before (the keys sit at odd word positions) */
+    /* neighbours share no key: a key of this sequence's pairs (the words at even
+     * positions) is not a key of the one before */
     char *pc = strdup(copy + 7), *ks = NULL;
     int w = 0;
-    for (k = strtok_r(pc, " ", &ks); k && i > 0; k = strtok_r(NULL, " ", &ks), w++) {
-      if (w % 2) continue;
+    for (k = strtok_r(pc, " ", &ks); k; k = strtok_r(NULL, " ", &ks), w++) {
+      if (w % 2 || i == 0) continue;
       char *prev = strdup(docs[i - 1] + 7), *ps = NULL, *pk;
       *strstr(prev, " query:") = 0;
       int pw = 0;
@@ -123,13 +123,18 @@ static void test_make(void) {
     }
     free(pc);
     free(copy);
-    if (answers < 1) bad++;
-    if (answers < last_answers) unordered++; /* written easiest first */
-    last_answers = answers;
+    size_t pairs = (size_t)w / 2;
+    if (answers < pairs || pairs < 2) bad++; /* at least one query a pair */
+    if (pairs < last_pairs) unordered++;     /* written easiest first */
+    last_pairs = pairs;
+    nseq_tokens += 2 + 2 * pairs + 2 * answers;
   }
   th_expect(unordered == 0, "recall_train: sequences ordered by pair count (%d out of order)",
             unordered);
   th_expect(bad == 0, "recall_train: every answered key has its value (%d bad)", bad);
+  /* by default the queries fill a sequence to about 128 words */
+  th_expect(nd && nseq_tokens / nd > 110 && nseq_tokens / nd < 140,
+            "recall_train: sequences of about 128 words (%zu on average)", nd ? nseq_tokens / nd : 0);
   th_expect(shared == 0, "recall_train: no key of a sequence is in the one before (%d are)",
             shared);
   if (st == DTR_OK) dtr_corpus_docs_free(docs, nd);

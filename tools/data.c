@@ -176,7 +176,9 @@ static int cmd_tasks_make(int argc, char **argv) {
              "  --seed S            (default 1234)\n"
              "  --recall N          recall examples (300)\n"
              "  --recall-pairs N    key-value pairs per recall example (8)\n"
-             "  --recall-train N    recall sequences with answers for pretraining (100000)\n"
+             "  --recall-train N    recall sequences with answers for pretraining (50000)\n"
+             "  --recall-queries N  answered queries per training sequence (default: about\n"
+             "                      128 tokens' worth; never fewer than its pairs)\n"
              "  --cloze N           cloze examples, at most (500)\n"
              "  --lm N              held-out documents, at most (200)\n"
              "  --lm-bytes N        bytes per held-out document, at most (2000)\n");
@@ -194,6 +196,8 @@ static int cmd_tasks_make(int argc, char **argv) {
       if (!flag_size(argc, argv, &i, cmd, &o.recall_pairs)) return 2;
     } else if (!strcmp(argv[i], "--recall-train")) {
       if (!flag_size(argc, argv, &i, cmd, &o.recall_train)) return 2;
+    } else if (!strcmp(argv[i], "--recall-queries")) {
+      if (!flag_size(argc, argv, &i, cmd, &o.recall_queries)) return 2;
     } else if (!strcmp(argv[i], "--cloze")) {
       if (!flag_size(argc, argv, &i, cmd, &o.cloze_n)) return 2;
     } else if (!strcmp(argv[i], "--lm")) {
