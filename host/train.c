@@ -32,6 +32,7 @@ void dtr_train_config_default(dtr_train_config *c) {
   c->init_std = 0.02;
   c->recall_fraction = 0.0;
   strcpy(c->recall_loss, "all");
+  strcpy(c->recall_windows, "any");
   c->lr = 3e-3;
   c->min_lr_fraction = 0.1;
   c->weight_decay = 0.1;
@@ -82,6 +83,8 @@ dtr_status dtr_train_config_validate(const dtr_train_config *c, char *err, size_
     BAD("%s: data.recall_fraction must be in [0, 1]", f);
   if (strcmp(c->recall_loss, "all") && strcmp(c->recall_loss, "answers"))
     BAD("%s: data.recall_loss is \"%s\"; use \"all\" or \"answers\"", f, c->recall_loss);
+  if (strcmp(c->recall_windows, "any") && strcmp(c->recall_windows, "start"))
+    BAD("%s: data.recall_windows is \"%s\"; use \"any\" or \"start\"", f, c->recall_windows);
   if ((uint64_t)c->batch * c->seq_len > (1u << 24))
     BAD("%s: optim.batch * seq_len is too large", f);
 #undef BAD
@@ -161,7 +164,8 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
                             {"recall", 's', c->recall},
                             {"recall_fraction", 'd', &c->recall_fraction},
                             {"recall_loss", 's', c->recall_loss},
-                            {"recall_curriculum", 'u', &c->recall_curriculum}};
+                            {"recall_curriculum", 'u', &c->recall_curriculum},
+                            {"recall_windows", 's', c->recall_windows}};
   const cfg_field optim[] = {
       {"lr", 'd', &c->lr},       {"min_lr_fraction", 'd', &c->min_lr_fraction},
       {"warmup", 'u', &c->warmup}, {"steps", 'u', &c->steps},
@@ -278,6 +282,8 @@ struct dtr_trainer {
   int32_t *h_in, *h_tg;
   const int32_t *train, *recall, *valid;
   const uint8_t *recall_mask; /* NULL: every recall token is a target */
+  const size_t *recall_starts; /* NULL: windows start anywhere */
+  size_t nstarts;
   size_t ntrain, nrecall, nvalid;
   uint32_t step;
   uint64_t rng;
@@ -534,12 +540,18 @@ dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntr
   t->recall = nrecall ? recall : NULL;
   t->nrecall = nrecall;
   t->recall_mask = NULL;
+  t->recall_starts = NULL;
+  t->nstarts = 0;
   t->valid = nvalid ? valid : NULL;
   t->nvalid = nvalid;
   return DTR_OK;
 }
 
 void dtr_trainer_set_recall_mask(dtr_trainer *t, const uint8_t *mask) { t->recall_mask = mask; }
+void dtr_trainer_set_recall_starts(dtr_trainer *t, const size_t *starts, size_t n) {
+  t->recall_starts = n ? starts : NULL;
+  t->nstarts = n;
+}
 
 /* ---- forward / backward ----------------------------------------------------------- */
 
@@ -710,11 +722,18 @@ static void sample_batch(dtr_trainer *t) {
       s = t->recall;
       n = t->nrecall;
     }
-    if (s == t->recall && t->step < t->c.recall_curriculum) { /* the easy head, (s/N)^2 */
-      double f = (double)t->step / t->c.recall_curriculum;
-      n = t->T + 1 + (size_t)((double)(n - t->T - 1) * f * f);
+    double f = 1.0; /* the curriculum's easy head: a share (s/N)^2 */
+    if (s == t->recall && t->step < t->c.recall_curriculum)
+      f = (double)t->step / t->c.recall_curriculum;
+    size_t start;
+    if (s == t->recall && t->recall_starts) {
+      size_t ns = 1 + (size_t)((double)(t->nstarts - 1) * f * f);
+      start = t->recall_starts[splitmix64(&t->rng) % (uint64_t)ns];
+      if (start > n - t->T - 1) start = n - t->T - 1;
+    } else {
+      if (s == t->recall) n = t->T + 1 + (size_t)((double)(n - t->T - 1) * f * f);
+      start = (size_t)(splitmix64(&t->rng) % (uint64_t)(n - t->T));
     }
-    size_t start = (size_t)(splitmix64(&t->rng) % (uint64_t)(n - t->T));
     int32_t *tg = t->h_tg + (size_t)b * t->T;
     memcpy(t->h_in + (size_t)b * t->T, s + start, (size_t)t->T * 4);
     memcpy(tg, s + start + 1, (size_t)t->T * 4);

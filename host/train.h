@@ -33,6 +33,10 @@
  * dtr_trainer_set_recall_mask) instead of every token ("all"), and of
  * those only the ones the window can answer (the key followed by the same
  * value earlier in the row; a window that cut a pair off cannot).
+ * data.recall_windows "start": a recall window begins where a document does
+ * (the CLI finds them, see dtr_trainer_set_recall_starts), so a row opens with
+ * its sequence's pairs as an evaluation context does, and a sequence at least a
+ * window long fills the row alone; "any" (default): at any token.
  * data.recall_curriculum N (0 = off): the recall file is ordered easiest first
  * (`dtr tasks make` writes it by pair count); at step s < N recall windows are
  * drawn from its first (s/N)^2 share only (at least one window), then from all:
@@ -56,6 +60,7 @@ typedef struct dtr_train_config {
   double recall_fraction;
   char recall_loss[512]; /* "all" (default) or "answers": see below */
   uint32_t recall_curriculum; /* steps over which recall windows widen: see below */
+  char recall_windows[16];    /* "any" (default) or "start": see below */
   /* optimizer */
   double lr, min_lr_fraction, weight_decay, clip, beta1, beta2, eps;
   uint32_t warmup, steps, batch, seq_len;
@@ -112,6 +117,10 @@ dtr_status dtr_trainer_set_data(dtr_trainer *t, const int32_t *train, size_t ntr
  * if its input token followed by the target occurs earlier in the row (it can
  * be copied from the window). NULL scores every token. */
 void dtr_trainer_set_recall_mask(dtr_trainer *t, const uint8_t *mask);
+/* Optional (data.recall_windows "start"): the n offsets in the recall stream,
+ * ascending, where recall windows may begin (referenced, not copied). With a
+ * curriculum, step s draws from the first (s/N)^2 of them. NULL: any token. */
+void dtr_trainer_set_recall_starts(dtr_trainer *t, const size_t *starts, size_t n);
 
 /* Forward + backward of one batch (batch x seq_len inputs and targets): grads
  * are zeroed first; *loss = mean cross-entropy, *gnorm = global grad norm. */

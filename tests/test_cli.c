@@ -103,15 +103,18 @@ int main(int argc, char **argv) {
     fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
                "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
                "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
-               "\"%s/recall.txt\", \"recall_fraction\": 0.5, \"recall_loss\": \"answers\"},\n "
+               "\"%s/recall.txt\", \"recall_fraction\": 0.5, \"recall_loss\": \"answers\", "
+               "\"recall_windows\": \"start\"},\n "
                "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
             dir, dir, dir);
     fclose(f);
   }
   snprintf(args, sizeof args, "train --config %s --out %s/out", tcfg, dir);
   rc = run(args, out, sizeof out);
-  th_expect(rc == 0 && strstr(out, "160 answer tokens of") && strstr(out, "wrote"),
-            "dtr train with recall_loss answers (exit %d): %.400s", rc, out);
+  th_expect(rc == 0 && strstr(out, "160 answer tokens of") && strstr(out, "wrote") &&
+                strstr(out, "recall windows start at its 40 documents"),
+            "dtr train with recall_loss answers, windows at document starts (exit %d): %.400s",
+            rc, out);
   /* a recall file without queries is refused, naming it */
   snprintf(path, sizeof path, "%s/recall.txt", dir);
   if ((f = fopen(path, "w"))) {

@@ -332,6 +332,37 @@ static void test_recall_curriculum(dtr_ctx *ctx) {
   free(s), free(re), free(mask);
 }
 
+/* data.recall_windows "start": recall windows begin at the given offsets. The
+ * recall stream cycles through 4 tokens and only the tokens at offsets 100 m +
+ * 5 are marked; a window from offset 100 m scores exactly that one (its 5th
+ * target, copyable since the cycle repeats), so each of the 2 rows scores one of
+ * its 8 tokens and the first step's loss is close to 2 ln V / 16. */
+static void test_recall_starts(dtr_ctx *ctx) {
+  dtr_train_config c;
+  tiny_config(&c);
+  c.recall_fraction = 1.0;
+  size_t n = 4096, ns = 0, starts[64];
+  int32_t *s = synth_stream(n, c.vocab), *re = malloc(n * 4);
+  uint8_t *mask = malloc(n);
+  for (size_t i = 0; i < n; i++) re[i] = 3 + (int32_t)(i % 4) * 5, mask[i] = i % 100 == 5;
+  for (size_t i = 0; i + 100 < n && ns < 64; i += 100) starts[ns++] = i;
+  char err[512];
+  dtr_trainer *t = dtr_trainer_create(ctx, &c, err, sizeof err);
+  if (!t || dtr_trainer_set_data(t, s, n, re, n, NULL, 0, err, sizeof err)) {
+    th_expect(0, "recall starts run: %s", err);
+  } else {
+    dtr_trainer_set_recall_mask(t, mask);
+    dtr_trainer_set_recall_starts(t, starts, ns);
+    dtr_train_stats ss = {0};
+    th_expect(dtr_trainer_step(t, &ss, err, sizeof err) == DTR_OK, "recall starts step");
+    double want = 2 * log((double)c.vocab) / 16;
+    th_expect(fabs(ss.loss - want) < 0.15 * want, "windows from the starts score one token a "
+              "row: loss %.4f, about %.4f", ss.loss, want);
+  }
+  dtr_trainer_destroy(t);
+  free(s), free(re), free(mask);
+}
+
 static void test_resume(dtr_ctx *ctx) {
   dtr_train_config c;
   tiny_config(&c);
@@ -524,6 +555,7 @@ int main(void) {
     test_gradients(ctx, &c);
     test_loss_falls(ctx);
     test_recall_mask(ctx);
+    test_recall_starts(ctx);
     test_recall_curriculum(ctx);
     test_resume(ctx);
     test_nan(ctx);

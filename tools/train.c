@@ -65,6 +65,42 @@ oom:
   return NULL;
 }
 
+/* Where the documents of a token stream begin (data.recall_windows "start"):
+ * offset 0 and the first token after each end-of-text token and the newlines
+ * after it. NULL (after a message) when memory runs out. */
+static size_t *doc_starts(dtr_tokenizer *tok, const char *path, const int32_t *ids, size_t n,
+                          size_t *nout) {
+  size_t V = dtr_tokenizer_vocab_size(tok), ns = 0, cap = 1024;
+  uint8_t *kind = calloc(V, 1); /* 1 end of text, 2 newline */
+  size_t *st = malloc(cap * sizeof *st);
+  if (!kind || !st) goto oom;
+  for (size_t id = 0; id < V; id++) {
+    char *txt = NULL;
+    int32_t i32 = (int32_t)id;
+    if (dtr_tokenizer_decode(tok, &i32, 1, 0, &txt, NULL) == DTR_OK)
+      kind[id] = !strcmp(txt, DTR_CORPUS_EOT) ? 1 : txt[strspn(txt, "\n")] == 0 ? 2 : 0;
+    free(txt);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0 && kind[ids[i - 1]] != 1) continue;
+    while (i < n && kind[ids[i]] == 2) i++;
+    if (i >= n || kind[ids[i]] == 1) continue;
+    if (ns == cap) {
+      size_t *g = realloc(st, 2 * cap * sizeof *st);
+      if (!g) goto oom;
+      st = g, cap *= 2;
+    }
+    st[ns++] = i;
+  }
+  free(kind);
+  *nout = ns;
+  return st;
+oom:
+  fprintf(stderr, "dtr train: %s: out of memory finding the documents\n", path);
+  free(kind), free(st);
+  return NULL;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: dtr train --config train.json --out DIR [--resume] [--device N]\n"
@@ -136,6 +172,7 @@ int cmd_train(int argc, char **argv) {
   snprintf(cache, sizeof cache, "%s/cache", out);
   int32_t *tr = NULL, *va = NULL, *re = NULL;
   uint8_t *answers = NULL;
+  size_t *starts = NULL, nstarts = 0;
   size_t ntr = 0, nva = 0, nre = 0;
   int rc = 1;
   dtr_ctx *ctx = NULL;
@@ -150,6 +187,11 @@ int cmd_train(int argc, char **argv) {
   if (nre && !strcmp(c.recall_loss, "answers") &&
       !(answers = recall_answers(tok, c.recall, re, nre)))
     goto done;
+  if (nre && !strcmp(c.recall_windows, "start")) {
+    if (!(starts = doc_starts(tok, c.recall, re, nre, &nstarts))) goto done;
+    fprintf(stderr, "dtr train: %s: recall windows start at its %zu documents\n", c.recall,
+            nstarts);
+  }
   if (!(ctx = cli_ctx((int)device))) goto done;
   if (!(t = dtr_trainer_create(ctx, &c, err, sizeof err)) ||
       dtr_trainer_set_data(t, tr, ntr, re, nre, va, nva, err, sizeof err)) {
@@ -157,6 +199,7 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   dtr_trainer_set_recall_mask(t, answers);
+  dtr_trainer_set_recall_starts(t, starts, nstarts);
   char ckpt[1200];
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out);
   if (resume) {
@@ -239,5 +282,6 @@ done:
   free(va);
   free(re);
   free(answers);
+  free(starts);
   return rc;
 }
