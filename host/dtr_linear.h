@@ -31,8 +31,8 @@ typedef struct dtr_lin_desc {
   uint32_t io_f16;    /* chunked ops (GLA and GDN, forward and backward): q, k and
                          v are packed fp16, two halves a word as dtr_op_pack_f16
                          writes them (element 2i in the low half of word i), so
-                         their views need only half the bytes: half the
-                         activation memory a block keeps for its backward. Every
+                         their views need only half the bytes (a block keeps
+                         these three for its backward; the rest stay fp32). Every
                          device has it (storage-buffer kernels unpack the words;
                          texel kernels read RGBA16F views where the device binds
                          them, else the storage kernels run). Gates, states,

@@ -145,9 +145,6 @@ static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, con
   return 1;
 }
 
-/* The view of the first n floats of v, for binding as a texel buffer. */
-static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
-
 /* The recurrent forward's texel twin, gdn_recurrent_fwd_tex (arguments already
  * checked; taken for Ttot <= 32768, one dispatch, lavapipe's loop limit): four
  * value columns per invocation, one subgroup per workgroup. */
@@ -220,7 +217,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
   size_t tk = (size_t)d->Ttot * d->H * d->K, tv = (size_t)d->Ttot * d->H * d->V;
   int h16 = d->io_f16 != 0;
   dtr_arg q_t = dtr_tex_arg(q, tk, h16), k_t = dtr_tex_arg(k, tk, h16);
-  dtr_arg v_t = dtr_tex_arg(v, tv, h16), do_t = DTR_TEX(tex_view(dout, tv));
+  dtr_arg v_t = dtr_tex_arg(v, tv, h16), do_t = dtr_tex_arg(dout, tv, 0);
   /* One invocation per value column, one subgroup per workgroup (the kernels
    * share nothing between lanes, so small workgroups only spread the load). */
   const dtr_device_info *di = dtr_ctx_device(ctx);
@@ -264,7 +261,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view dv,
 
   /* 3. dq, dk, dbeta, dg per chunk. */
   dtr_arg a3[12] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dg), DTR_OUT(dbeta),
-                    DTR_TEX(tex_view(workspace, dtr_op_gdn_chunk_bwd_workspace(d) / 4)), do_t,
+                    dtr_tex_arg(workspace, dtr_op_gdn_chunk_bwd_workspace(d) / 4, 0), do_t,
                     q_t, k_t, v_t, DTR_IN(g), DTR_IN(beta), DTR_IN(offsets)};
   uint32_t spec3[4] = {GDN_WG, C, d->K, d->V};
   dtr_dispatch_desc d3 = {.kernel = "gdn_chunk_bwd_dqk_tex", .spec = spec3, .nspec = 4,

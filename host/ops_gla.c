@@ -110,9 +110,6 @@ static int use_texel(dtr_ctx *ctx, const dtr_lin_desc *d, const dtr_view *v, con
   return 1;
 }
 
-/* The view of the first n floats of v, for binding as a texel buffer. */
-static dtr_view tex_view(dtr_view v, size_t n) { return (dtr_view){v.buf, v.offset, n * 4}; }
-
 /* Invocations per workgroup of the token-walking twins: one subgroup (they share
  * nothing between lanes, so small workgroups only spread the load). */
 static uint32_t tex_wg(dtr_ctx *ctx) {
@@ -178,7 +175,7 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
       dtr_arg args[8] = {DTR_OUT(o),
                          dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(offsets),
                          dtr_tex_arg(q, nk, h16), dtr_tex_arg(k, nk, h16),
-                         dtr_tex_arg(v, nv, h16), DTR_TEX(tex_view(gk, nk)),
+                         dtr_tex_arg(v, nv, h16), dtr_tex_arg(gk, nk, 0),
                          DTR_IN(dtr_view_present(sin) ? sin : offsets), DTR_IN(offsets)};
       dtr_dispatch_desc dd = {.kernel = "gla_chunk_fwd_tex", .spec = spec, .nspec = 4,
                               .args = args, .nargs = 8, .push = &pc, .push_size = sizeof pc,
@@ -269,9 +266,9 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_
   const uint32_t K = 4 * pc0->nk4, V = 4 * pc0->nv4, B = pc0->B, H = pc0->H;
   size_t nk = (size_t)pc0->Ttot * H * K, nv = (size_t)pc0->Ttot * H * V;
   dtr_arg q_t = dtr_tex_arg(q, nk, h16), k_t = dtr_tex_arg(k, nk, h16);
-  dtr_arg v_t = dtr_tex_arg(v, nv, h16), g_t = DTR_TEX(tex_view(gk, nk));
-  dtr_arg do_t = DTR_TEX(tex_view(dout, nv)), b_t = DTR_TEX(tex_view(wsB, nk));
-  dtr_arg qe_t = DTR_TEX(tex_view(wsQ, nk)), ke_t = DTR_TEX(tex_view(wsK, nk));
+  dtr_arg v_t = dtr_tex_arg(v, nv, h16), g_t = dtr_tex_arg(gk, nk, 0);
+  dtr_arg do_t = dtr_tex_arg(dout, nv, 0), b_t = dtr_tex_arg(wsB, nk, 0);
+  dtr_arg qe_t = dtr_tex_arg(wsQ, nk, 0), ke_t = dtr_tex_arg(wsK, nk, 0);
   uint32_t wg = tex_wg(ctx), gx = (V / 4 + wg - 1) / wg, spec[4] = {wg, C, K, V};
   uint32_t maxch = (pc0->Ttot + C - 1) / C;
   dtr_status st;
@@ -316,7 +313,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_
   }
   /* 4. dq, dk, dv per chunk, all chunks at once; then dgk */
   dtr_arg a3[13] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dv), q_t, k_t, v_t, do_t, b_t,
-                    DTR_TEX(tex_view(wsS, wsS.size / 4)), DTR_TEX(tex_view(wsD, wsD.size / 4)),
+                    dtr_tex_arg(wsS, wsS.size / 4, 0), dtr_tex_arg(wsD, wsD.size / 4, 0),
                     DTR_IN(offsets), qe_t, ke_t};
   uint32_t spec3[3] = {C, K, V};
   if ((st = run(ctx, "gla_chunk_bwd_tex", spec3, 3, a3, 13, pc0, sizeof *pc0,

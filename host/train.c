@@ -115,7 +115,7 @@ static dtr_status read_fields(json_t *obj, const char *where, const cfg_field *f
     const cfg_field *fd = &fs[i];
     if (fd->kind == 's') {
       if (!json_is_string(v) || strlen(json_string_value(v)) >= 512)
-        return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: %s.%s must be a path string", file,
+        return dtr_errf(err, errlen, DTR_ERR_FORMAT, "%s: %s.%s must be a string of under 512 bytes", file,
                     where, key);
       snprintf((char *)fd->dst, 512, "%s", json_string_value(v));
     } else if (fd->kind == 'd') {

@@ -60,7 +60,7 @@ typedef struct dtr_train_config {
   double recall_fraction;
   char recall_loss[512]; /* "all" (default) or "answers": see below */
   uint32_t recall_curriculum; /* steps over which recall windows widen: see below */
-  char recall_windows[16];    /* "any" (default) or "start": see below */
+  char recall_windows[512];   /* "any" (default) or "start": see below */
   /* optimizer */
   double lr, min_lr_fraction, weight_decay, clip, beta1, beta2, eps;
   uint32_t warmup, steps, batch, seq_len;

@@ -183,6 +183,7 @@ static const char *VALS[] = {
  * clock at k's last use), which puts at least 3/4 of NKEYS key draws (some 170
  * tokens; 99% of reuses are over 128 tokens apart) between two uses of a key. */
 #define RECENT_POOL (NKEYS / 4)
+#define FILL_WORDS 126 /* a training sequence's words by default: some 128 tokens */
 static size_t stale_key(uint64_t *rng, const uint64_t *last, const size_t *taken, size_t ntaken) {
   size_t pool[NKEYS], np = 0;
   for (size_t k = 0; k < NKEYS; k++) {
@@ -525,6 +526,10 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
            (size_t)NKEYS);
     return DTR_ERR_INVALID;
   }
+  if (o.recall_queries > 1000) {
+    seterr(err, errlen, "recall queries %zu: at most 1000 a sequence", o.recall_queries);
+    return DTR_ERR_INVALID;
+  }
   if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
     seterr(err, errlen, "%s: cannot create directory: %s", out_dir, strerror(errno));
     return DTR_ERR_IO;
@@ -576,12 +581,15 @@ dtr_status dtr_tasks_make(const char *data_dir, const char *out_dir, const dtr_t
     }
     /* Written easiest first (by pair count), so a training curriculum can start
      * on a prefix of the file (data.recall_curriculum); drawn in that order so
-     * that neighbours do not share keys (stale_key). */
+     * that neighbours do not share keys (stale_key; guaranteed while two
+     * neighbours have at most NKEYS - RECENT_POOL + 1 pairs together, which the
+     * default of up to 16 pairs a sequence keeps). */
     uint64_t last[NKEYS] = {0}, clock = 0;
     for (size_t c = lo; c <= hi && st == DTR_OK; c++)
       for (size_t i = 0; i < count[c] && st == DTR_OK; i++) {
-        /* about 4 + 2c tokens of pairs, 2 a query: fill to some 128 */
-        size_t nq = o.recall_queries ? o.recall_queries : c < 60 ? 62 - c : c;
+        /* "recall:", "query:" and 2 words a pair and a query: fill to FILL_WORDS
+         * (c <= NKEYS < (FILL_WORDS - 2) / 2, so there is always a query) */
+        size_t nq = o.recall_queries ? o.recall_queries : (FILL_WORDS - 2) / 2 - c;
         char *q = recall_sequence(&r2, c, nq < c ? c : nq, 1, NULL, NULL, last, &clock);
         if (!q) {
           st = DTR_ERR_OOM;

@@ -2,7 +2,7 @@
 // fp32, or (with -DDTR_QKV_F16, their "h16" variants) fp16 halves packed two to
 // a 32-bit word as dtr_op_pack_f16 writes them (element 2i in the low half of
 // word i), unpacked by unpackHalf2x16. The packed form needs no 16-bit storage
-// feature, so every Vulkan device has it; it halves the activation memory a
+// feature, so every Vulkan device has it; it halves the bytes of the q, k, v a
 // block keeps for its backward. Only the storage changes: the arithmetic,
 // gates, states, outputs and gradients stay fp32.
 //   QKV_VEC4, QKV_LD4(a, i): element type and load of a buffer read as vec4s

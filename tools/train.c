@@ -14,28 +14,44 @@
 #include "tokenizer.h"
 #include "train.h"
 
-/* The answers of a recall stream, for data.recall_loss "answers": in every
- * document, the tokens of each second word after the " query:" marker (the
- * values; the keys are the words between), up to the end of the line. A word
- * starts at a token whose text starts with a space. NULL (after a message)
- * when the stream has no answers or memory runs out. */
-static uint8_t *recall_answers(dtr_tokenizer *tok, const char *path, const int32_t *ids,
-                               size_t n) {
-  size_t V = dtr_tokenizer_vocab_size(tok), nm = 0, nans = 0;
-  uint8_t *kind = calloc(V, 1), *mask = calloc(n ? n : 1, 1); /* 1 word start, 2 newline */
-  int32_t *mk = NULL;
-  if (!kind || !mask) goto oom;
-  for (size_t id = 0; id < V; id++) {
+/* What a recall stream's tokens are, by id, for marking answers and finding
+ * documents: a word start (its text starts with a space), a line end (it holds
+ * a newline, or is end-of-text), end-of-text itself, or newlines only. */
+enum { TK_WORD = 1, TK_LINE_END = 2, TK_EOT = 4, TK_BLANK = 8 };
+static uint8_t *token_kinds(dtr_tokenizer *tok) {
+  size_t V = dtr_tokenizer_vocab_size(tok);
+  uint8_t *kind = calloc(V ? V : 1, 1);
+  for (size_t id = 0; kind && id < V; id++) {
     char *txt = NULL;
     int32_t i32 = (int32_t)id;
-    if (dtr_tokenizer_decode(tok, &i32, 1, 0, &txt, NULL) == DTR_OK)
-      kind[id] = strchr(txt, '\n') || !strcmp(txt, DTR_CORPUS_EOT) ? 2 : txt[0] == ' ';
+    if (dtr_tokenizer_decode(tok, &i32, 1, 0, &txt, NULL) == DTR_OK) {
+      int eot = !strcmp(txt, DTR_CORPUS_EOT), nl = strchr(txt, '\n') != NULL;
+      kind[id] = (uint8_t)((txt[0] == ' ' ? TK_WORD : 0) | (nl || eot ? TK_LINE_END : 0) |
+                           (eot ? TK_EOT : 0) | (nl && !txt[strspn(txt, "\n")] ? TK_BLANK : 0));
+    }
     free(txt);
+  }
+  return kind;
+}
+
+/* The answers of a recall stream, for data.recall_loss "answers": in every
+ * document, the tokens of each second word after the " query:" marker (the
+ * values; the keys are the words between), up to the end of the line. ids
+ * are in the vocabulary (dtr_trainer_set_data checked them). NULL (after a
+ * message) when the stream has no answers or memory runs out. */
+static uint8_t *recall_answers(dtr_tokenizer *tok, const uint8_t *kind, const char *path,
+                               const int32_t *ids, size_t n) {
+  size_t nm = 0, nans = 0;
+  uint8_t *mask = calloc(n ? n : 1, 1);
+  int32_t *mk = NULL;
+  if (!mask) {
+    fprintf(stderr, "dtr train: %s: out of memory marking the answers\n", path);
+    return NULL;
   }
   if (dtr_tokenizer_encode(tok, " query:", 7, 0, &mk, &nm) != DTR_OK || !nm) {
     fprintf(stderr, "dtr train: %s: cannot encode the \" query:\" marker: %s\n", path,
             dtr_tokenizer_error(tok));
-    free(kind), free(mask), free(mk);
+    free(mask), free(mk);
     return NULL;
   }
   for (size_t i = 0; i + nm <= n;) {
@@ -44,12 +60,11 @@ static uint8_t *recall_answers(dtr_tokenizer *tok, const char *path, const int32
       continue;
     }
     size_t word = 0;
-    for (i += nm; i < n && kind[ids[i]] != 2; i++) {
-      word += kind[ids[i]] == 1;
+    for (i += nm; i < n && !(kind[ids[i]] & TK_LINE_END); i++) {
+      word += (kind[ids[i]] & TK_WORD) != 0;
       if (word && word % 2 == 0) mask[i] = 1, nans++;
     }
   }
-  free(kind);
   free(mk);
   if (!nans) {
     fprintf(stderr, "dtr train: %s: data.recall_loss is \"answers\" but no document has "
@@ -59,46 +74,33 @@ static uint8_t *recall_answers(dtr_tokenizer *tok, const char *path, const int32
   }
   fprintf(stderr, "dtr train: %s: %zu answer tokens of %zu are scored\n", path, nans, n);
   return mask;
-oom:
-  fprintf(stderr, "dtr train: %s: out of memory marking the answers\n", path);
-  free(kind), free(mask), free(mk);
-  return NULL;
 }
 
 /* Where the documents of a token stream begin (data.recall_windows "start"):
  * offset 0 and the first token after each end-of-text token and the newlines
- * after it. NULL (after a message) when memory runs out. */
-static size_t *doc_starts(dtr_tokenizer *tok, const char *path, const int32_t *ids, size_t n,
+ * after it (ids in the vocabulary). NULL (after a message) when memory runs out. */
+static size_t *doc_starts(const uint8_t *kind, const char *path, const int32_t *ids, size_t n,
                           size_t *nout) {
-  size_t V = dtr_tokenizer_vocab_size(tok), ns = 0, cap = 1024;
-  uint8_t *kind = calloc(V, 1); /* 1 end of text, 2 newline */
+  size_t ns = 0, cap = 1024;
   size_t *st = malloc(cap * sizeof *st);
-  if (!kind || !st) goto oom;
-  for (size_t id = 0; id < V; id++) {
-    char *txt = NULL;
-    int32_t i32 = (int32_t)id;
-    if (dtr_tokenizer_decode(tok, &i32, 1, 0, &txt, NULL) == DTR_OK)
-      kind[id] = !strcmp(txt, DTR_CORPUS_EOT) ? 1 : txt[strspn(txt, "\n")] == 0 ? 2 : 0;
-    free(txt);
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (i > 0 && kind[ids[i - 1]] != 1) continue;
-    while (i < n && kind[ids[i]] == 2) i++;
-    if (i >= n || kind[ids[i]] == 1) continue;
+  for (size_t i = 0; st && i < n; i++) {
+    if (i > 0 && !(kind[ids[i - 1]] & TK_EOT)) continue;
+    while (i < n && (kind[ids[i]] & TK_BLANK)) i++;
+    if (i >= n || (kind[ids[i]] & TK_EOT)) continue;
     if (ns == cap) {
       size_t *g = realloc(st, 2 * cap * sizeof *st);
-      if (!g) goto oom;
+      if (!g) {
+        free(st);
+        st = NULL;
+        break;
+      }
       st = g, cap *= 2;
     }
     st[ns++] = i;
   }
-  free(kind);
+  if (!st) fprintf(stderr, "dtr train: %s: out of memory finding the documents\n", path);
   *nout = ns;
   return st;
-oom:
-  fprintf(stderr, "dtr train: %s: out of memory finding the documents\n", path);
-  free(kind), free(st);
-  return NULL;
 }
 
 static void usage(FILE *f) {
@@ -184,19 +186,25 @@ int cmd_train(int argc, char **argv) {
   if (c.recall[0] && c.recall_fraction > 0 &&
       !cli_load_tokens("dtr train", tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
     goto done;
-  if (nre && !strcmp(c.recall_loss, "answers") &&
-      !(answers = recall_answers(tok, c.recall, re, nre)))
-    goto done;
-  if (nre && !strcmp(c.recall_windows, "start")) {
-    if (!(starts = doc_starts(tok, c.recall, re, nre, &nstarts))) goto done;
-    fprintf(stderr, "dtr train: %s: recall windows start at its %zu documents\n", c.recall,
-            nstarts);
-  }
   if (!(ctx = cli_ctx((int)device))) goto done;
   if (!(t = dtr_trainer_create(ctx, &c, err, sizeof err)) ||
       dtr_trainer_set_data(t, tr, ntr, re, nre, va, nva, err, sizeof err)) {
     fprintf(stderr, "dtr train: %s\n", err);
     goto done;
+  }
+  /* after set_data, which checked every id against the vocabulary */
+  int want_answers = nre && !strcmp(c.recall_loss, "answers");
+  int want_starts = nre && !strcmp(c.recall_windows, "start");
+  if (want_answers || want_starts) {
+    uint8_t *kind = token_kinds(tok);
+    if (!kind) fprintf(stderr, "dtr train: out of memory reading the vocabulary\n");
+    if (kind && want_answers) answers = recall_answers(tok, kind, c.recall, re, nre);
+    if (kind && want_starts && (starts = doc_starts(kind, c.recall, re, nre, &nstarts)))
+      fprintf(stderr, "dtr train: %s: recall windows start at its %zu documents\n", c.recall,
+              nstarts);
+    int ok = kind && (!want_answers || answers) && (!want_starts || starts);
+    free(kind);
+    if (!ok) goto done;
   }
   dtr_trainer_set_recall_mask(t, answers);
   dtr_trainer_set_recall_starts(t, starts, nstarts);
