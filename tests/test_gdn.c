@@ -715,6 +715,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 0, 0);
     test_long(ctx);
     run_case(ctx, &cases[3], 0, 1); /* fp16 q, k, v: varlen, ragged chunks, two heads */
+    run_case(ctx, &cases[4], 0, 1);
   }
   unsetenv("DTR_GDN_FWD");
   unsetenv("DTR_GDN_TEXEL");
@@ -726,6 +727,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1, 0);
     if (!t) run_case(ctx, &long_bwd_case, 1, 0);
     run_case(ctx, &cases[3], 1, 1);
+    run_case(ctx, &cases[4], 1, 1);
   }
   /* fp16 q, k, v on a device without RGBA16F texel views: the texel paths must
    * fall back to the storage kernels (an RGBA16F view there would fail the

@@ -548,11 +548,16 @@ int main(void) {
     printf("chunked kernels: %s\n", t ? "storage buffers" : "texel buffers");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], 1, 0);
     test_long(ctx);
-    run_case(ctx, &cases[3], 1, 1); /* fp16 q, k, v: varlen, ragged chunks, two heads */
+    /* fp16 q, k, v: varlen, ragged chunks, two heads; K != V at chunk 16; the
+     * strong decays of the elementwise path */
+    run_case(ctx, &cases[3], 1, 1);
+    run_case(ctx, &cases[5], 1, 1);
+    run_case(ctx, &cases[6], 1, 1);
   }
   setenv("DTR_GLA_TEXEL", "1", 1);
   setenv("DTR_GLA_TEX_WINDOW", "4", 1);
   run_case(ctx, &cases[4], 1, 0);
+  run_case(ctx, &cases[4], 1, 1);
   unsetenv("DTR_GLA_TEX_WINDOW");
   test_no_texel_f16(ctx, &cases[3]);
   unsetenv("DTR_GLA_TEXEL");
