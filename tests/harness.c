@@ -285,22 +285,28 @@ dtr_buf *th_buf_f16(dtr_ctx *ctx, const float *x, size_t n, size_t bytes, double
   return b;
 }
 
-/* ||got - ref|| / ||ref|| (NaN when got holds one). */
-static double rel_err(const float *got, const double *ref, size_t n) {
+double th_rel_err(const float *got, const double *ref, size_t n) {
   double e = 0, r = 0;
   for (size_t i = 0; i < n; i++) {
     e += (got[i] - ref[i]) * (got[i] - ref[i]);
     r += ref[i] * ref[i];
   }
-  return sqrt(e) / sqrt(r);
+  return sqrt(e) / sqrt(r > 0 ? r : 1);
+}
+
+int th_set_texel_f16(dtr_ctx *ctx, int on) {
+  dtr_device_info *di = (dtr_device_info *)dtr_ctx_device(ctx);
+  int had = di->texel_f16;
+  di->texel_f16 = on;
+  return had;
 }
 
 void th_expect_f16(const char *what, const float *got, const float *got32, const double *ref16,
                    const double *ref32, size_t n) {
-  double e16 = rel_err(got, ref16, n), e32 = rel_err(got, ref32, n);
+  double e16 = th_rel_err(got, ref16, n), e32 = th_rel_err(got, ref32, n);
   th_expect(e16 < 1e-4 && 10 * e16 < e32, "%s: the oracle on fp16-rounded inputs (relative "
             "error %.3g), not on fp32 ones (%.3g)", what, e16, e32);
-  double e = rel_err(got32, ref16, n);
+  double e = th_rel_err(got32, ref16, n);
   th_expect(!(e < 1e-2), "%s: the packed inputs read as fp32 miss the oracle (relative error "
             "%.3g)", what, e);
 }

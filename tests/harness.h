@@ -44,6 +44,12 @@ double th_unhalf(uint16_t h);
  * the values the buffer now holds as doubles, th_half(x), and a buffer whose
  * halves (read through th_unhalf) differ from them fails the test. */
 dtr_buf *th_buf_f16(dtr_ctx *ctx, const float *x, size_t n, size_t bytes, double **ref);
+/* ||got - ref|| / ||ref|| (NaN when got holds one; ||ref|| = 0 counts as 1). */
+double th_rel_err(const float *got, const double *ref, size_t n);
+/* Sets whether the context's device counts as binding RGBA16F texel views (the
+ * fp16 ops consult it; clearing it makes this device one without them, to
+ * exercise the fallback); returns the previous value. */
+int th_set_texel_f16(dtr_ctx *ctx, int on);
 /* That a comparison of an op's output on fp16 inputs (got) can fail: it sits
  * within 1e-4 of the oracle on the inputs rounded to fp16 (ref16) and ten times
  * farther from the oracle on the unrounded ones (ref32), and the same packed

@@ -215,15 +215,6 @@ static double fd_loss(void *ud) {
  * 100 seeds: y 3.3e-4, gradients 1.3e-3). */
 #define IO_F16_ATOL 1e-3
 
-static double rel_diff(const float *a, const double *ref, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    num += (a[i] - ref[i]) * (a[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return sqrt(num / (den > 0 ? den : 1));
-}
-
 /* The block's gradients (gf parameters, dxf the input's) against central
  * finite differences of f's reference loss L = sum(y * dy) at sampled
  * indices, each within atol + 2e-2 |ref|; what names the block. */
@@ -286,9 +277,9 @@ static dtr_block *check_io_f16(dtr_ctx *ctx, const dtr_block_config *cfg16, dtr_
   snprintf(what, sizeof what, "%s io_f16 forward vs the fp16-rounding reference", kn);
   th_check(what, y, yref, nx, 1e-4, IO_F16_ATOL, 1e-2);
   /* the fp32 block, on unrounded q, k, v, misses that reference by more */
-  th_expect(rel_diff(y32, yref, nx) > 1e-4,
+  th_expect(th_rel_err(y32, yref, nx) > 1e-4,
             "%s fp32 forward misses the fp16-rounding reference (rel %.2e, io_f16 %.2e)", kn,
-            rel_diff(y32, yref, nx), rel_diff(y, yref, nx));
+            th_rel_err(y32, yref, nx), th_rel_err(y, yref, nx));
   r16.frozen = 1;
   th_ok(ctx, dtr_block_zero_grad(b16), "zero grad");
   th_ok(ctx, dtr_block_backward(b16, dtr_whole(bdx), dtr_whole(bdy)), "block backward (io_f16)");

@@ -733,15 +733,13 @@ int main(void) {
    * fall back to the storage kernels (an RGBA16F view there would fail the
    * dispatch). The ops consult the device info, so clearing its flag makes this
    * device one. */
-  dtr_device_info *di = (dtr_device_info *)dtr_ctx_device(ctx);
-  int had = di->texel_f16;
+  int had = th_set_texel_f16(ctx, 0);
   printf("fp16 q, k, v without RGBA16F texel views (this device: %s)\n", had ? "has them" : "none");
-  di->texel_f16 = 0;
   setenv("DTR_GDN_TEXEL", "1", 1);
   setenv("DTR_GDN_FWD", "recurrent", 1);
   run_case(ctx, &cases[3], 0, 1);
   run_case(ctx, &cases[3], 1, 1);
-  di->texel_f16 = had;
+  th_set_texel_f16(ctx, had);
   unsetenv("DTR_GDN_FWD");
   unsetenv("DTR_GDN_TEXEL");
   test_decode(ctx);

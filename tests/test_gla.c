@@ -187,12 +187,10 @@ static void run_case(dtr_ctx *ctx, const gcase *c, int backward, int f16) {
  * back to the storage kernels (an RGBA16F view there would fail the dispatch).
  * The ops consult the device info, so clearing its flag makes this device one. */
 static void test_no_texel_f16(dtr_ctx *ctx, const gcase *c) {
-  dtr_device_info *di = (dtr_device_info *)dtr_ctx_device(ctx);
-  int had = di->texel_f16;
+  int had = th_set_texel_f16(ctx, 0);
   printf("fp16 q, k, v without RGBA16F texel views (this device: %s)\n", had ? "has them" : "none");
-  di->texel_f16 = 0;
   run_case(ctx, c, 1, 1);
-  di->texel_f16 = had;
+  th_set_texel_f16(ctx, had);
 }
 
 /* The inputs of decode step t of every sequence, (B, H, K|V) each, into the host
