@@ -128,10 +128,13 @@ static uint32_t tex_window(uint32_t C, uint32_t per_token) {
   return w ? w : 1;
 }
 
-static dtr_status run(dtr_ctx *ctx, const char *kernel, const uint32_t *spec, uint32_t nspec,
-                      const dtr_arg *args, uint32_t nargs, const void *pc, uint32_t pcsize,
-                      uint32_t gx, uint32_t gy) {
-  dtr_dispatch_desc dd = {.kernel = kernel, .spec = spec, .nspec = nspec, .args = args,
+/* One dispatch of kernel, or of its "h16" variant (fp16 q, k, v) when h16. */
+static dtr_status run(dtr_ctx *ctx, const char *kernel, int h16, const uint32_t *spec,
+                      uint32_t nspec, const dtr_arg *args, uint32_t nargs, const void *pc,
+                      uint32_t pcsize, uint32_t gx, uint32_t gy) {
+  char kname[64];
+  dtr_dispatch_desc dd = {.kernel = dtr_kernel_h16(kname, sizeof kname, kernel, h16),
+                          .spec = spec, .nspec = nspec, .args = args,
                           .nargs = nargs, .push = pc, .push_size = pcsize,
                           .groups = {gx, gy, 1}};
   return dtr_dispatch(ctx, &dd);
@@ -157,7 +160,6 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                              d->Ttot, nwin);
   size_t nk = (size_t)d->Ttot * d->H * d->K, nv = (size_t)d->Ttot * d->H * d->V;
   int h16 = d->io_f16 != 0;
-  char kname[64];
   dtr_view tvw[4] = {q, k, v, gk};
   size_t tn[4] = {nk, nk, nv, nk};
   if (use_texel(ctx, d, tvw, tn, 4)) {
@@ -197,8 +199,7 @@ dtr_status dtr_op_gla_chunk_fwd(dtr_ctx *ctx, dtr_view o, dtr_view state_out, dt
                        dtr_view_present(state_out) ? DTR_OUT(state_out) : DTR_IN(q),
                        DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk),
                        DTR_IN(dtr_view_present(sin) ? sin : q), DTR_IN(offsets)};
-    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_fwd", h16), spec, 4, args,
-                  8, &pc, sizeof pc, d->H, d->B)))
+    if ((st = run(ctx, "gla_chunk_fwd", h16, spec, 4, args, 8, &pc, sizeof pc, d->H, d->B)))
       return st;
   }
   return DTR_OK;
@@ -247,9 +248,7 @@ static dtr_status bwd_dgk(dtr_ctx *ctx, dtr_view dgk, dtr_view q, dtr_view k, dt
                    DTR_IN(dtr_view_present(dstate_out) ? dstate_out : q), DTR_IN(wsS),
                    DTR_IN(offsets)};
   uint32_t spec4[4] = {pc->nk4, C, 4 * pc->nk4, 4 * pc->nv4};
-  char kname[64];
-  return run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd_dgk", h16), spec4, 4, a4, 8,
-             pc, sizeof *pc, pc->H, pc->B);
+  return run(ctx, "gla_chunk_bwd_dgk", h16, spec4, 4, a4, 8, pc, sizeof *pc, pc->H, pc->B);
 }
 
 /* The backward on the *_tex twins (arguments already checked; pc as the storage
@@ -276,7 +275,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_
   /* 1. b, q e^{b}, k e^{-b} per chunk, all chunks at once */
   dtr_arg a0[7] = {DTR_OUT(wsB), DTR_OUT(wsQ), DTR_OUT(wsK), q_t, k_t, g_t, DTR_IN(offsets)};
   uint32_t spec0[4] = {K / 4, C, K, V};
-  if ((st = run(ctx, "gla_chunk_prep_tex", spec0, 4, a0, 7, pc0, sizeof *pc0,
+  if ((st = run(ctx, "gla_chunk_prep_tex", 0, spec0, 4, a0, 7, pc0, sizeof *pc0,
                 pc0->Ttot / C + B, H)))
     return st;
   /* 2. the states, window by window: a step of the walk per token */
@@ -316,7 +315,7 @@ static dtr_status bwd_texel(dtr_ctx *ctx, dtr_view dgk, dtr_view dstate_in, dtr_
                     dtr_tex_arg(wsS, wsS.size / 4, 0), dtr_tex_arg(wsD, wsD.size / 4, 0),
                     DTR_IN(offsets), qe_t, ke_t};
   uint32_t spec3[3] = {C, K, V};
-  if ((st = run(ctx, "gla_chunk_bwd_tex", spec3, 3, a3, 13, pc0, sizeof *pc0,
+  if ((st = run(ctx, "gla_chunk_bwd_tex", 0, spec3, 3, a3, 13, pc0, sizeof *pc0,
                 pc0->Ttot / C + B, H)))
     return st;
   return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, pc0, C, h16);
@@ -365,7 +364,6 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
   if (use_texel(ctx, d, tvw, tn, 10))
     return bwd_texel(ctx, dgk, dstate_in, dstate_out, q, k, v, gk, dout, state_in, offsets, wsS,
                      wsD, wsB, wsQ, wsK, dq, dk, dv, &pc, C, h16);
-  char kname[64];
   uint32_t spec[4] = {d->V / 4, C, d->K, d->V};
   uint32_t maxch = (d->Ttot + C - 1) / C, wch = window_chunks(d, C);
   uint32_t nwin = maxch > wch ? (maxch + wch - 1) / wch : 1;
@@ -378,8 +376,7 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
     p1.n_begin = w * wch;
     p1.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
     if (w) p1.flags |= DTR_GLA_CARRY;
-    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_states", h16), spec, 4,
-                  a1, 7, &p1, sizeof p1, d->H, d->B)))
+    if ((st = run(ctx, "gla_chunk_states", h16, spec, 4, a1, 7, &p1, sizeof p1, d->H, d->B)))
       return st;
   }
   /* 2. dS backwards over chunks, the last window first; dS_0 is dstate_in */
@@ -392,16 +389,15 @@ dtr_status dtr_op_gla_chunk_bwd(dtr_ctx *ctx, dtr_view dq, dtr_view dk, dtr_view
     p2.n_begin = w * wch;
     p2.n_end = w + 1 < nwin ? (w + 1) * wch : 0xffffffffu;
     if (w + 1 < nwin) p2.flags |= DTR_GLA_CARRY;
-    if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd_dh", h16), spec, 4,
-                  a2, 7, &p2, sizeof p2, d->H, d->B)))
+    if ((st = run(ctx, "gla_chunk_bwd_dh", h16, spec, 4, a2, 7, &p2, sizeof p2, d->H, d->B)))
       return st;
   }
   /* 3. dq, dk, dv per chunk, all chunks at once */
   dtr_arg a3[11] = {DTR_OUT(dq), DTR_OUT(dk), DTR_OUT(dv), DTR_IN(q), DTR_IN(k), DTR_IN(v),
                     DTR_IN(dout), DTR_IN(wsB), DTR_IN(wsS), DTR_IN(wsD), DTR_IN(offsets)};
   uint32_t spec3[3] = {C, d->K, d->V};
-  if ((st = run(ctx, dtr_kernel_h16(kname, sizeof kname, "gla_chunk_bwd", h16), spec3, 3, a3,
-                11, &pc, sizeof pc, d->Ttot / C + d->B, d->H)))
+  if ((st = run(ctx, "gla_chunk_bwd", h16, spec3, 3, a3, 11, &pc, sizeof pc, d->Ttot / C + d->B,
+                d->H)))
     return st;
   /* 4. dgk: reverse cumulative sum of q dq - k dk plus the final-state term */
   return bwd_dgk(ctx, dgk, q, k, dq, dk, dstate_out, wsS, offsets, &pc, C, h16);
@@ -423,7 +419,7 @@ dtr_status dtr_op_gla_decode(dtr_ctx *ctx, dtr_view o, dtr_view state, dtr_view 
   dtr_pc_gla_decode pc = {d->B, d->H, d->scale};
   dtr_arg args[6] = {DTR_OUT(o), DTR_OUT(state), DTR_IN(q), DTR_IN(k), DTR_IN(v), DTR_IN(gk)};
   uint32_t spec[3] = {d->V / 4, d->K, d->V};
-  return run(ctx, d->state_f16 ? "gla_decode_s16" : "gla_decode", spec, 3, args, 6, &pc,
+  return run(ctx, d->state_f16 ? "gla_decode_s16" : "gla_decode", 0, spec, 3, args, 6, &pc,
              sizeof pc, d->H, d->B);
 }
 
