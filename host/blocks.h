@@ -30,8 +30,10 @@ typedef struct dtr_block_config {
                          environment has DTR_STATE_F16=1, else 0 */
   uint32_t io_f16;    /* a forward keeps q, k, v for its backward as packed fp16
                          (dtr_lin_desc.io_f16): those three slots take half the
-                         bytes (dtr_block_act_bytes), and the chunked kernels
-                         of both passes read the same rounded values. Fixed at
+                         bytes (dtr_block_act_bytes; at least a decode step's fp32
+                         q, k, v, which decode writes there, so a block made for
+                         max_tokens <= 2 max_seqs saves nothing), and the chunked
+                         kernels of both passes read the same rounded values. Fixed at
                          creation. Default: 1 when the environment has
                          DTR_IO_F16=1, else 0 */
 } dtr_block_config;
