@@ -21,7 +21,7 @@ for block in gdn gla; do
   resume=()
   [ -f "$dir/students/checkpoint.safetensors" ] && resume=(--resume)
   "$dtr" distill --model models/dtr-tiny --data build/data/train.txt --block "$block" \
-    --tokens 393216 --seq-len 256 --batch 8 --out "$dir/students" "${resume[@]}" \
+    --tokens 393216 --batch 8 --out "$dir/students" "${resume[@]}" \
     2>&1 | tee "$dir.distill.log"
   for task in lm cloze recall; do
     tol=0.03
@@ -39,7 +39,14 @@ done
   --task "$tasks/lm.jsonl" --tolerance 10% --limit 80 --plain --out "$out/gdn/lm-plain" \
   --speed-ctx none | tee "$out/gdn/lm-plain.log"
 [ "${1:-}" = --no-decode ] && exit 0
-for layers in "" 0 0,1 0,1,2 0,1,2,3 0,1,2,3,4 0,1,2,3,4,5; do
+# every prefix of the layers: none replaced, layer 0, layers 0-1, ... all of them
+nl=$(grep -o '"num_hidden_layers": *[0-9]*' models/dtr-tiny/config.json | grep -o '[0-9]*$')
+prefixes=("") p=""
+for ((l = 0; l < nl; l++)); do
+  p=${p:+$p,}$l
+  prefixes+=("$p")
+done
+for layers in "${prefixes[@]}"; do
   rep=()
   [ -n "$layers" ] && rep=(--replace "$layers")
   "$dtr" bench decode --model models/dtr-tiny --ctx 512,2048,16384,65536 --steps 8 \

@@ -85,6 +85,9 @@ dtr_status dtr_train_config_validate(const dtr_train_config *c, char *err, size_
     BAD("%s: data.recall_loss is \"%s\"; use \"all\" or \"answers\"", f, c->recall_loss);
   if (strcmp(c->recall_windows, "any") && strcmp(c->recall_windows, "start"))
     BAD("%s: data.recall_windows is \"%s\"; use \"any\" or \"start\"", f, c->recall_windows);
+  if (c->recall_only_steps > c->steps)
+    BAD("%s: data.recall_only_steps=%u exceeds optim.steps=%u", f, c->recall_only_steps,
+        c->steps);
   if ((uint64_t)c->batch * c->seq_len > (1u << 24))
     BAD("%s: optim.batch * seq_len is too large", f);
 #undef BAD
@@ -165,6 +168,7 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
                             {"recall_fraction", 'd', &c->recall_fraction},
                             {"recall_loss", 's', c->recall_loss},
                             {"recall_curriculum", 'u', &c->recall_curriculum},
+                            {"recall_only_steps", 'u', &c->recall_only_steps},
                             {"recall_windows", 's', c->recall_windows}};
   const cfg_field optim[] = {
       {"lr", 'd', &c->lr},       {"min_lr_fraction", 'd', &c->min_lr_fraction},
@@ -212,9 +216,9 @@ dtr_status dtr_train_config_load(const char *path, dtr_train_config *c, char *er
               path);
     goto done;
   }
-  if (c->recall_fraction > 0 && !c->recall[0]) {
+  if ((c->recall_fraction > 0 || c->recall_only_steps) && !c->recall[0]) {
     st = dtr_errf(err, errlen, DTR_ERR_FORMAT,
-              "%s: data.recall_fraction > 0 needs data.recall", path);
+              "%s: data.recall_fraction > 0 or recall_only_steps needs data.recall", path);
     goto done;
   }
   st = dtr_train_config_validate(c, err, errlen);
@@ -718,7 +722,9 @@ static void sample_batch(dtr_trainer *t) {
   for (uint32_t b = 0; b < t->B; b++) {
     const int32_t *s = t->train;
     size_t n = t->ntrain;
-    if (t->nrecall && rng_unif(&t->rng) < t->c.recall_fraction) {
+    /* rng drawn first, so recall_only_steps leaves later draws unchanged */
+    if (t->nrecall &&
+        (rng_unif(&t->rng) < t->c.recall_fraction || t->step < t->c.recall_only_steps)) {
       s = t->recall;
       n = t->nrecall;
     }

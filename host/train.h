@@ -41,6 +41,11 @@
  * (`dtr tasks make` writes it by pair count); at step s < N recall windows are
  * drawn from its first (s/N)^2 share only (at least one window), then from all:
  * a long stay on the one-pair head, where the copy is learnt first.
+ * data.recall_only_steps N (0 = off): steps 1..N draw every row from the recall
+ * stream; recall_fraction applies after. The copy by content that recall needs
+ * (an induction head) formed only after millions of tokens of easy recall rows
+ * in the runs docs/BENCHMARKS.md reports, so a teacher can learn it first and
+ * text after.
  * Keys starting with "_" are comments; any other unknown key is refused.
  * The vocabulary size comes from the tokenizer. */
 #ifndef DTR_TRAIN_H
@@ -60,6 +65,7 @@ typedef struct dtr_train_config {
   double recall_fraction;
   char recall_loss[512]; /* "all" (default) or "answers": see below */
   uint32_t recall_curriculum; /* steps over which recall windows widen: see below */
+  uint32_t recall_only_steps; /* the first N steps draw only recall rows: see below */
   char recall_windows[512];   /* "any" (default) or "start": see below */
   /* optimizer */
   double lr, min_lr_fraction, weight_decay, clip, beta1, beta2, eps;

@@ -332,6 +332,42 @@ static void test_recall_curriculum(dtr_ctx *ctx) {
   free(s), free(re), free(mask);
 }
 
+
+/* data.recall_only_steps: the first steps draw only recall rows. The recall
+ * stream scores nothing (mask all 0), so a recall-only step's loss is 0 and a
+ * step with a text row has loss > 0; recall_fraction 0 draws no recall row once
+ * the phase is over. A phase longer than the run is refused. */
+static void test_recall_only_steps(dtr_ctx *ctx) {
+  size_t n = 4096;
+  int32_t *s = synth_stream(n, 24), *re = synth_stream(n, 24);
+  uint8_t *mask = calloc(n, 1);
+  dtr_train_config c;
+  tiny_config(&c);
+  c.recall_fraction = 0.0;
+  c.recall_only_steps = 3;
+  char err[512];
+  dtr_trainer *t = dtr_trainer_create(ctx, &c, err, sizeof err);
+  if (!t || dtr_trainer_set_data(t, s, n, re, n, NULL, 0, err, sizeof err)) {
+    th_expect(0, "recall-only run: %s", err);
+  } else {
+    dtr_trainer_set_recall_mask(t, mask);
+    double loss[5];
+    for (int k = 0; k < 5; k++) {
+      dtr_train_stats ss = {0};
+      th_expect(dtr_trainer_step(t, &ss, err, sizeof err) == DTR_OK, "recall-only step");
+      loss[k] = ss.loss;
+    }
+    th_expect(loss[0] == 0 && loss[1] == 0 && loss[2] == 0 && loss[3] > 0 && loss[4] > 0,
+              "steps 1..3 draw recall rows only (losses %g %g %g), then text (%g %g)",
+              loss[0], loss[1], loss[2], loss[3], loss[4]);
+  }
+  dtr_trainer_destroy(t);
+  c.recall_only_steps = c.steps + 1;
+  th_expect(dtr_train_config_validate(&c, err, sizeof err) != DTR_OK &&
+                strstr(err, "recall_only_steps"),
+            "a recall phase longer than the run is refused: %s", err);
+  free(s), free(re), free(mask);
+}
 /* data.recall_windows "start": recall windows begin at the given offsets. The
  * recall stream cycles through 4 tokens and only the tokens at offsets 100 m +
  * 5 are marked; a window from offset 100 m scores exactly that one (its 5th
@@ -557,6 +593,7 @@ int main(void) {
     test_recall_mask(ctx);
     test_recall_starts(ctx);
     test_recall_curriculum(ctx);
+    test_recall_only_steps(ctx);
     test_resume(ctx);
     test_nan(ctx);
   }

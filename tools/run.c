@@ -23,8 +23,9 @@ static void usage(FILE *f) {
           "  --task FILE       task for the search (build/data/tasks/lm.jsonl: held-out\n"
           "                    perplexity; recall.jsonl and cloze.jsonl are the others)\n"
           "  --block KIND      gdn, gla or jet (gdn)\n"
-          "  --tokens N        distillation tokens (393216: 192 steps of 8 x 256)\n"
-          "  --seq-len N       distillation sequence length (256)\n"
+          "  --tokens N        distillation tokens (393216)\n"
+          "  --seq-len N       distillation sequence length (the teacher's\n"
+          "                    max_position_embeddings, at most 512)\n"
           "  --batch N         distillation sequences per step (8)\n"
           "  --tolerance X     allowed loss on the task: absolute, or X%% of the base (10%%)\n"
           "  --limit N         task examples scored by the search (80; 0: all)\n"
@@ -57,7 +58,7 @@ static int rm_rf(const char *dir) {
 int cmd_run(int argc, char **argv) {
   const char *model = "models/dtr-tiny", *data = "build/data/train.txt";
   const char *task = "build/data/tasks/lm.jsonl", *block = "gdn", *out = "build/run";
-  const char *tokens = "393216", *seq = "256", *batch = "8", *tol = "10%", *limit = "80";
+  const char *tokens = "393216", *seq = NULL, *batch = "8", *tol = "10%", *limit = "80";
   const char *device = NULL;
   int fresh = 0;
   for (int i = 1; i < argc; i++) {
@@ -127,7 +128,7 @@ int cmd_run(int argc, char **argv) {
   dv[n++] = "--data";    dv[n++] = (char *)data;
   dv[n++] = "--block";   dv[n++] = (char *)block;
   dv[n++] = "--tokens";  dv[n++] = (char *)tokens;
-  dv[n++] = "--seq-len"; dv[n++] = (char *)seq;
+  if (seq) { dv[n++] = "--seq-len"; dv[n++] = (char *)seq; }
   dv[n++] = "--batch";   dv[n++] = (char *)batch;
   dv[n++] = "--out";     dv[n++] = stud;
   if (device) { dv[n++] = "--device"; dv[n++] = (char *)device; }
