@@ -59,14 +59,16 @@ int main(int argc, char **argv) {
                          "\"ms_per_token_f16\"", "\"f16_speedup\"", NULL};
   th_expect(rc == 0 && has_all(out, lkeys), "dtr bench linear --quick --json (exit %d)", rc);
   if (rc != 0) printf("%s\n", out);
-  /* bench train on a tiny config (no data files needed) */
+  /* bench train on a tiny config (no data files needed); a recall phase longer
+   * than the timed steps, as the default teacher's, is not an error there */
   char cfg[128];
   snprintf(cfg, sizeof cfg, "/tmp/dtr_test_cli_%d.json", (int)getpid());
   FILE *f = fopen(cfg, "w");
   if (f) {
     fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 2, \"heads\": 2, \"kv_heads\": 1, "
                "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
-               "\"t.json\", \"train\": \"x.txt\"},\n \"optim\": {\"batch\": 2, "
+               "\"t.json\", \"train\": \"x.txt\", \"recall\": \"r.txt\", "
+               "\"recall_only_steps\": 8},\n \"optim\": {\"batch\": 2, "
                "\"seq_len\": 16, \"steps\": 10}}\n");
     fclose(f);
   }

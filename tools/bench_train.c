@@ -73,7 +73,8 @@ int cmd_bench_train(int argc, char **argv) {
   c.vocab = (uint32_t)vocab;
   c.steps = (uint32_t)steps + 2;
   c.warmup = 1;
-  c.recall_fraction = 0;
+  c.recall_fraction = 0; /* random tokens only: no recall phase either */
+  c.recall_only_steps = 0;
   if (dtr_train_config_validate(&c, err, sizeof err)) {
     fprintf(stderr, "dtr bench train: %s\n", err);
     return 1;
