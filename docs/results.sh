@@ -54,6 +54,6 @@ done
 for layers in "${prefixes[@]}"; do
   rep=()
   [ -n "$layers" ] && rep=(--replace "$layers")
-  "$dtr" bench decode --model models/dtr-tiny --ctx 512,2048,16384,65536 --steps 8 \
+  "$dtr" bench decode --model models/dtr-tiny --ctx 512,2048,16384,65536 --steps 64 \
     "${rep[@]}" | tee "$out/decode-${layers:-none}.log"
 done
