@@ -332,7 +332,6 @@ static void test_recall_curriculum(dtr_ctx *ctx) {
   free(s), free(re), free(mask);
 }
 
-
 /* data.recall_only_steps: the first steps draw only recall rows. The recall
  * stream scores nothing (mask all 0), so a recall-only step's loss is 0 and a
  * step with a text row has loss > 0; recall_fraction 0 draws no recall row once
@@ -368,6 +367,7 @@ static void test_recall_only_steps(dtr_ctx *ctx) {
             "a recall phase longer than the run is refused: %s", err);
   free(s), free(re), free(mask);
 }
+
 /* data.recall_windows "start": recall windows begin at the given offsets. The
  * recall stream cycles through 4 tokens and only the tokens at offsets 100 m +
  * 5 are marked; a window from offset 100 m scores exactly that one (its 5th

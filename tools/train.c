@@ -225,6 +225,9 @@ int cmd_train(int argc, char **argv) {
           c.intermediate, c.vocab, dtr_trainer_nparams(t) / 1e6,
           dtr_trainer_nparams(t) * 4 / 1e6, c.steps, tok_per_step, ntr,
           nre ? ", recall mixed in" : "");
+  if (nre && c.recall_only_steps)
+    fprintf(stderr, "dtr train: steps 1..%u draw recall rows only, then %.0f%% recall\n",
+            c.recall_only_steps, 100 * c.recall_fraction);
   double t0 = cli_now(), tlast = t0;
   uint32_t s0 = dtr_trainer_steps_done(t), slast = s0;
   while (dtr_trainer_steps_done(t) < c.steps) {
