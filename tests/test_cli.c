@@ -117,6 +117,24 @@ int main(int argc, char **argv) {
                 strstr(out, "recall windows start at its 40 documents"),
             "dtr train with recall_loss answers, windows at document starts (exit %d): %.400s",
             rc, out);
+  /* a recall phase reads the recall file even at recall_fraction 0 */
+  char tcfg2[300];
+  snprintf(tcfg2, sizeof tcfg2, "%s/train2.json", dir);
+  if ((f = fopen(tcfg2, "w"))) {
+    fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
+               "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
+               "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
+               "\"%s/recall.txt\", \"recall_only_steps\": 2},\n "
+               "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
+            dir, dir, dir);
+    fclose(f);
+  }
+  snprintf(args, sizeof args, "train --config %s --out %s/out2", tcfg2, dir);
+  rc = run(args, out, sizeof out);
+  th_expect(rc == 0 && strstr(out, "recall.txt:") &&
+                strstr(out, "steps 1..2 draw recall rows only"),
+            "dtr train with a recall phase and recall_fraction 0 (exit %d): %.400s", rc, out);
+  snprintf(args, sizeof args, "train --config %s --out %s/out", tcfg, dir);
   /* a recall file without queries is refused, naming it */
   snprintf(path, sizeof path, "%s/recall.txt", dir);
   if ((f = fopen(path, "w"))) {

@@ -183,7 +183,7 @@ int cmd_train(int argc, char **argv) {
   if (!cli_load_tokens("dtr train", tok, c.tokenizer, c.train, cache, "train", &tr, &ntr)) goto done;
   if (c.valid[0] && !cli_load_tokens("dtr train", tok, c.tokenizer, c.valid, cache, "valid", &va, &nva))
     goto done;
-  if (c.recall[0] && c.recall_fraction > 0 &&
+  if (c.recall[0] && (c.recall_fraction > 0 || c.recall_only_steps) &&
       !cli_load_tokens("dtr train", tok, c.tokenizer, c.recall, cache, "recall", &re, &nre))
     goto done;
   if (!(ctx = cli_ctx((int)device))) goto done;
