@@ -23,6 +23,20 @@ static int has_all(const char *s, const char *const *keys) {
   return 1;
 }
 
+/* A 1-layer train.json in dir over dir's tokenizer.json, text.txt and
+ * recall.txt; data_extra: more "data" keys, after a comma. */
+static void write_train_cfg(const char *path, const char *dir, const char *data_extra) {
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
+             "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
+             "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
+             "\"%s/recall.txt\", %s},\n "
+             "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
+          dir, dir, dir, data_extra);
+  fclose(f);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: test_cli path/to/dtr\n"); return 2; }
   dtr = argv[1];
@@ -101,16 +115,9 @@ int main(int argc, char **argv) {
   }
   char tcfg[300];
   snprintf(tcfg, sizeof tcfg, "%s/train.json", dir);
-  if ((f = fopen(tcfg, "w"))) {
-    fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
-               "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
-               "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
-               "\"%s/recall.txt\", \"recall_fraction\": 0.5, \"recall_loss\": \"answers\", "
-               "\"recall_windows\": \"start\"},\n "
-               "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
-            dir, dir, dir);
-    fclose(f);
-  }
+  write_train_cfg(tcfg, dir,
+                  "\"recall_fraction\": 0.5, \"recall_loss\": \"answers\", "
+                  "\"recall_windows\": \"start\"");
   snprintf(args, sizeof args, "train --config %s --out %s/out", tcfg, dir);
   rc = run(args, out, sizeof out);
   th_expect(rc == 0 && strstr(out, "160 answer tokens of") && strstr(out, "wrote") &&
@@ -120,15 +127,7 @@ int main(int argc, char **argv) {
   /* a recall phase reads the recall file even at recall_fraction 0 */
   char tcfg2[300];
   snprintf(tcfg2, sizeof tcfg2, "%s/train2.json", dir);
-  if ((f = fopen(tcfg2, "w"))) {
-    fprintf(f, "{\"model\": {\"hidden\": 32, \"layers\": 1, \"heads\": 2, \"kv_heads\": 1, "
-               "\"intermediate\": 64, \"max_seq_len\": 32},\n \"data\": {\"tokenizer\": "
-               "\"%s/tokenizer.json\", \"train\": \"%s/text.txt\", \"recall\": "
-               "\"%s/recall.txt\", \"recall_only_steps\": 2},\n "
-               "\"optim\": {\"batch\": 2, \"seq_len\": 16, \"steps\": 3}}\n",
-            dir, dir, dir);
-    fclose(f);
-  }
+  write_train_cfg(tcfg2, dir, "\"recall_only_steps\": 2");
   snprintf(args, sizeof args, "train --config %s --out %s/out2", tcfg2, dir);
   rc = run(args, out, sizeof out);
   th_expect(rc == 0 && strstr(out, "recall.txt:") &&
